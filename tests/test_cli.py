@@ -1,0 +1,55 @@
+"The `fusar-klip` command: help that explains, errors that name the file, the demo end to end."
+import json
+
+import pytest
+
+from conftest import run_cli
+from fusar_klip.geo import read_manifest
+
+
+def test_help_lists_commands():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for cmd in ("synth", "tile", "demo"): assert cmd in r.stdout
+    assert run_cli("--version").stdout.startswith("fusar-klip ")
+
+
+@pytest.mark.parametrize("cmd,words", [("synth", ["--world", "--scale", "sar.tif", "targets.geojson"]),
+                                       ("tile", ["--size", "--stride", "--min-valid", "manifest.parquet", "resumes"]),
+                                       ("demo", ["preview.png", "summary.json", "--out"])])
+def test_subcommand_help_explains(cmd, words):
+    r = run_cli(cmd, "--help")
+    assert r.returncode == 0
+    for w in words: assert w in r.stdout, (cmd, w)
+
+
+def test_bad_input_is_one_line_with_exit_2(fx, tmp_path):
+    r = run_cli("tile", fx["nocrs"], "--out", tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "nocrs_db.tif: has no CRS" in r.stderr
+    r = run_cli("tile", fx["good"], "--out", tmp_path / "x", "--size", "1024")
+    assert r.returncode == 2 and "larger than the scene" in r.stderr
+    r = run_cli("tile", fx["good"], fx["dual"], "--landcover", fx["landcover"], "--out", tmp_path / "y")
+    assert r.returncode == 2 and "exactly one raster" in r.stderr
+    r = run_cli("synth", "--world", "nope")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_tile_raster_with_landcover(fx, tmp_path):
+    r = run_cli("tile", fx["good"], "--landcover", fx["landcover"], "--out", tmp_path, "--size", "64", "--split", "test")
+    assert r.returncode == 0, r.stderr
+    man = read_manifest(tmp_path / "manifest.parquet")
+    assert len(man) == 18 and set(man.split) == {"test"} and man.landcover_path.notna().all()
+    assert "2 skipped" in r.stdout
+
+
+def test_demo_micro(tmp_path):
+    r = run_cli("demo", "--world", "micro", "--out", tmp_path, "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "summary.json").read_text())
+    man = read_manifest(tmp_path / "chips" / "manifest.parquet")
+    assert s["chips"] == len(man) > 0 and s["scenes"] == 2
+    assert (tmp_path / "preview.png").stat().st_size > 10_000
+    assert {"city", "country", "split", "lon", "lat", "crs", "geometry"} <= set(man.columns)
+    r2 = run_cli("demo", "--world", "micro", "--out", tmp_path)
+    assert r2.returncode == 0 and json.loads((tmp_path / "summary.json").read_text())["chips_written"] == 0
