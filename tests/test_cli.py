@@ -50,6 +50,6 @@ def test_demo_micro(tmp_path):
     man = read_manifest(tmp_path / "chips" / "manifest.parquet")
     assert s["chips"] == len(man) > 0 and s["scenes"] == 2
     assert (tmp_path / "preview.png").stat().st_size > 10_000
-    assert {"city", "country", "split", "lon", "lat", "crs", "geometry"} <= set(man.columns)
+    assert {"city", "country", "split", "lon", "lat", "native_crs", "geometry"} <= set(man.columns)
     r2 = run_cli("demo", "--world", "micro", "--out", tmp_path)
     assert r2.returncode == 0 and json.loads((tmp_path / "summary.json").read_text())["chips_written"] == 0
