@@ -44,7 +44,7 @@ step "experiment notebooks through papermill (smoke parameters)"
 for nb in nbs/experiments/*.ipynb; do
   [ -f "$nb" ] || continue
   start=$(date +%s)
-  if papermill -k python3 --cwd nbs/experiments "$nb" "$log_dir/$(basename "$nb")" >"$log_dir/pm-$(basename "$nb").log" 2>&1
+  if papermill -k python3 --language python --cwd nbs/experiments "$nb" "$log_dir/$(basename "$nb")" >"$log_dir/pm-$(basename "$nb").log" 2>&1
   then ok 1; r=passed; else bad 1 "papermill $nb"; r=FAILED; tail -n 30 "$log_dir/pm-$(basename "$nb").log"; fi
   echo "$nb: $r ($(( $(date +%s) - start ))s)"
 done
