@@ -44,12 +44,12 @@ def test_tile_raster_with_landcover(fx, tmp_path):
 
 
 def test_demo_micro(tmp_path):
-    r = run_cli("demo", "--world", "micro", "--out", tmp_path, "--workers", "2")
+    r = run_cli("demo", "--world", "micro", "--out", tmp_path, "--workers", "2", "--train-steps", "2")
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
     man = read_manifest(tmp_path / "chips" / "manifest.parquet")
     assert s["chips"] == len(man) > 0 and s["scenes"] == 2
     assert (tmp_path / "preview.png").stat().st_size > 10_000
     assert {"city", "country", "split", "lon", "lat", "native_crs", "geometry"} <= set(man.columns)
-    r2 = run_cli("demo", "--world", "micro", "--out", tmp_path)
+    r2 = run_cli("demo", "--world", "micro", "--out", tmp_path, "--train-steps", "2")
     assert r2.returncode == 0 and json.loads((tmp_path / "summary.json").read_text())["chips_written"] == 0
