@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .geo import SARInputError, inspect_raster, read_manifest, tile_scenes, write_json_atomic
-from .synth import WORLDS, read_world, synth_world
+from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'preview', 'make_backend', 'cmd_annotate', 'parse_overrides',
@@ -139,8 +139,7 @@ def cmd_synth(args) -> dict:
 def _scene_inputs(args) -> list:
     scenes = []
     for inp in args.inputs:
-        if inp.is_dir(): scenes += [dict(sar=e["sar"], landcover=e["landcover"], scene_id=e["scene_id"], city=e["city"],
-                                         country=e["country"], split=e["split"]) for e in read_world(inp)]
+        if inp.is_dir(): scenes += tiling_inputs(inp)
         else:
             inspect_raster(inp)
             scenes.append(dict(sar=inp, landcover=None, scene_id=inp.stem, split=args.split))
@@ -245,8 +244,7 @@ def cmd_demo(args) -> dict:
     t0 = time.time()
     index = synth_world(out / "scenes", _world_cfg(args), args.scale, args.workers)
     t1 = time.time()
-    scenes = [dict(sar=e["sar"], landcover=e["landcover"], scene_id=e["scene_id"], city=e["city"],
-                   country=e["country"], split=e["split"]) for e in read_world(out / "scenes")]
+    scenes = tiling_inputs(out / "scenes")
     man, st = tile_scenes(scenes, out / "chips", args.size, args.stride, args.min_valid, args.nonfinite)
     t2 = time.time()
     from fusar_klip.hcot import annotate_corpus

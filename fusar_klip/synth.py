@@ -22,7 +22,7 @@ from .geo import (SIM_LANDCOVER, SARInputError, atomic_path, db_to_lin, lin_to_d
 # %% auto #0
 __all__ = ['GAZETTEER', 'WORLDS', 'LC', 'NODATA', 'City', 'utm_epsg', 'WorldConfig', 'split_of', 'SceneSpec', 'world_scenes',
            'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'render_sar', 'targets_frame', 'simulate_scene',
-           'write_scene', 'synth_world', 'read_world']
+           'write_scene', 'synth_world', 'read_world', 'tiling_inputs']
 
 # %% ../nbs/01_synth.ipynb #0ad4336c
 @dataclass(frozen=True)
@@ -496,3 +496,10 @@ def read_world(scenes_dir) -> list:
     except (json.JSONDecodeError, KeyError) as err: raise SARInputError(f, "not a world index", str(err)) from None
     base = f.parent
     return [dict(e, sar=base / e["sar"], landcover=base / e["landcover"], targets=base / e["targets"]) for e in index]
+
+def tiling_inputs(scenes_dir, # a world folder with index.json
+                  split:str|None=None, # override every scene's split (default: the world's split by city)
+                 ) -> list:
+    "A world's scenes as `geo.tile_scenes` inputs: SAR, land cover, scene id, city, country and split."
+    return [dict(sar=e["sar"], landcover=e["landcover"], scene_id=e["scene_id"], city=e["city"], country=e["country"],
+                 split=split or e["split"]) for e in read_world(scenes_dir)]
