@@ -32,6 +32,8 @@ class ScioConfig:
     sim_margin: float = 0.0 # ... and the image-text similarity by at least this
     max_variants: int = 0 # screen at most this many clauses per caption (0 = all), chosen at random
     top_fraction: float = 1.0 # of the captions with a passing variant, flag only this top fraction by ITM gain
+    correct_margin: float = 0.0 # apply a correction only if the new keyword beats the old by this many nats
+    drop_confirmed: bool = True # drop a flagged clause whose keyword the decoder reproduces (a hallucinated claim)
     min_clauses: int = 3 # never screen captions shorter than this
 
     def __post_init__(self):
@@ -187,8 +189,9 @@ class Correction:
     logp_old: float|None
     logp_new: float|None
 
-def proofread(model, image_embeds, records:list, screened:ScreenResult, tok) -> tuple:
+def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg:ScioConfig|None=None) -> tuple:
     "Correct (or drop) each flagged clause; return (new records, list of Correction)."
+    cfg = cfg or ScioConfig()
     flagged = screened.flagged
     scores = keyword_scores(model, image_embeds, records, flagged, tok)
     out, log = [], []
@@ -201,9 +204,12 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok) -> 
         best = max(sc, key=sc.get)
         base = dict(chip_id=r.chip_id, variant=r.variant, clause=ci, field=c.field, old=c.keyword,
                     d_itm=screened.d_itm[b], d_sim=screened.d_sim[b], logp_old=sc.get(c.keyword))
+        old_lp = sc.get(c.keyword, -math.inf)
         if best == c.keyword:
+            if not cfg.drop_confirmed: out.append(r); continue
             out.append(HCoT(r.chip_id, r.variant, r.clauses[:ci] + r.clauses[ci + 1:], r.backend, r.l5))
             log.append(Correction(**base, action="dropped", new=None, logp_new=None))
+        elif sc[best] - old_lp < cfg.correct_margin: out.append(r)        # not sure enough: leave the clause
         else:
             out.append(HCoT(r.chip_id, r.variant, r.clauses[:ci] + [c.with_keyword(best)] + r.clauses[ci + 1:], r.backend, r.l5))
             log.append(Correction(**base, action="corrected", new=best, logp_new=sc[best]))
@@ -283,7 +289,7 @@ def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max
         with torch.no_grad():
             emb = model.image_embeds(img)
             sr = screen(model, emb, recs, tok, cfg, max_len, rng)
-            out, log = proofread(model, emb, recs, sr, tok)
+            out, log = proofread(model, emb, recs, sr, tok, cfg)
         new += out; audit += log; flagged += sr.flagged
     model.train(was)
     return new, audit, flagged

@@ -177,7 +177,7 @@ def _records_for_phase(model, pre, batch, phase:str, tok, scfg, max_len, rng) ->
         if phase == "B":
             out = [r if ci < 0 else HCoT(r.chip_id, r.variant, r.clauses[:ci] + r.clauses[ci + 1:], r.backend)
                    for r, ci in zip(recs, sr.flagged)]
-        else: out, _ = proofread(m, emb, recs, sr, tok)
+        else: out, _ = proofread(m, emb, recs, sr, tok, scfg)
     return out, sum(ci >= 0 for ci in sr.flagged)
 
 def train(cfg:TrainConfig) -> dict:
