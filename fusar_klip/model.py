@@ -104,7 +104,8 @@ def _text_config(cfg:KlipConfig):
     return BlipTextConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.text_width, encoder_hidden_size=cfg.vision_width,
                           intermediate_size=cfg.text_mlp, num_hidden_layers=cfg.text_layers,
                           num_attention_heads=cfg.text_heads, max_position_embeddings=max(cfg.max_text_len, 32),
-                          pad_token_id=0, label_smoothing=0.0)
+                          pad_token_id=0, label_smoothing=0.0,
+                          bos_token_id=None, eos_token_id=None, sep_token_id=None)   # our [DEC]/[ENC]/[SEP] ids come from the tokenizer
 
 def tie_decoder_to_encoder(decoder, encoder):
     "Share every encoder module with the decoder except self-attention (BLIP pre-training's tying)."
