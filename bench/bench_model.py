@@ -33,6 +33,15 @@ def matmul_peak(dev, dtype, n=2048, reps=10):
     return 2 * n ** 3 / statistics.median(ts)
 
 
+def median_ms(fn, dev, warmup, steps):
+    "Median wall time of `fn` in ms over `steps` calls after `warmup` calls."
+    for _ in range(warmup): fn()
+    ts = []
+    for _ in range(steps):
+        sync(dev); t = time.perf_counter(); fn(); sync(dev); ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3
+
+
 def count_flops(fn):
     with FlopCounterMode(display=False) as fc: fn()
     return fc.get_total_flops()
@@ -99,11 +108,7 @@ def main():
         opt.zero_grad(set_to_none=True); out.total.backward(); opt.step()
 
     peak = matmul_peak(dev, dtype)
-    for _ in range(a.warmup): step()
-    ts = []
-    for _ in range(a.steps):
-        sync(dev); t = time.perf_counter(); step(); sync(dev); ts.append(time.perf_counter() - t)
-    ms = statistics.median(ts) * 1e3
+    ms = median_ms(step, dev, a.warmup, a.steps)
     flops = count_flops(step)
     ana, fwd, mom = analytic(cfg, B, L, V, model.cfg.weights)
     # counted forward FLOPs per component
@@ -147,11 +152,7 @@ def main():
                 itc = F.cross_entropy(sim, torch.arange(B, device=dev))
                 itm = F.cross_entropy(hf(input_ids=ids, attention_mask=att, pixel_values=px, use_itm_head=True).itm_score, labels)
             hopt.zero_grad(set_to_none=True); (itc + itm).backward(); hopt.step()
-        for _ in range(a.warmup): astep()
-        ats = []
-        for _ in range(a.steps):
-            sync(dev); t = time.perf_counter(); astep(); sync(dev); ats.append(time.perf_counter() - t)
-        ams = statistics.median(ats) * 1e3
+        ams = median_ms(astep, dev, a.warmup, a.steps)
         af = count_flops(astep)
         res.update(anchor_ms_per_step=ams, anchor_samples_per_s=B / (ams / 1e3),
                    anchor_fraction_of_peak=af / (ams / 1e3) / peak, anchor_gflop_per_step=af / 1e9)

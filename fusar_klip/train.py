@@ -164,20 +164,19 @@ def load_checkpoint(run_dir, path=None) -> dict|None:
                             f"resume from an earlier one: {', '.join(good) or 'none left'}") from None
 
 # %% ../nbs/08_train.ipynb #7e1252ca
-def _records_for_phase(model, pre, batch, phase:str, tok, scfg, max_len, rng) -> tuple:
+def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng) -> tuple:
     "The captions a step trains on: as given (A), screened (B: flagged clause left out) or proofread (C)."
     from fusar_klip.scio import screen, proofread
     from fusar_klip.hcot import HCoT
     recs = batch["records"]
     if phase == "A": return recs, 0
-    m = model
     with torch.no_grad():
-        emb = m.image_embeds(batch["image"])
-        sr = screen(m, emb, recs, tok, scfg, max_len, rng)
+        emb = model.image_embeds(batch["image"])
+        sr = screen(model, emb, recs, tok, scfg, max_len, rng)
         if phase == "B":
             out = [r if ci < 0 else HCoT(r.chip_id, r.variant, r.clauses[:ci] + r.clauses[ci + 1:], r.backend)
                    for r, ci in zip(recs, sr.flagged)]
-        else: out, _ = proofread(m, emb, recs, sr, tok, scfg)
+        else: out, _ = proofread(model, emb, recs, sr, tok, scfg)
     return out, sum(ci >= 0 for ci in sr.flagged)
 
 def train(cfg:TrainConfig) -> dict:
@@ -281,7 +280,7 @@ def train(cfg:TrainConfig) -> dict:
                 b = next(it)
                 b = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
                 if phase != "A":
-                    recs, flagged_m = _records_for_phase(model, pre, b, phase, tok, scfg, cfg.max_len, scio_rng)
+                    recs, flagged_m = _records_for_phase(model, b, phase, tok, scfg, cfg.max_len, scio_rng)
                     flagged += flagged_m
                     enc = encode_captions(recs, tok, cfg.max_len)
                     b.update({k: enc[k].to(dev) for k in ("input_ids", "attention_mask", "keyword_mask")})
