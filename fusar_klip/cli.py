@@ -10,12 +10,12 @@ import argparse, json, sys, time
 from pathlib import Path
 
 from . import __version__
-from .geo import SARInputError, inspect_raster, read_manifest, tile_scenes, write_json_atomic
+from .geo import SARInputError, inspect_raster, read_manifest, tile_scenes, write_json_atomic, write_text_atomic
 from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'preview', 'make_backend', 'cmd_annotate', 'parse_overrides',
-           'cmd_train', 'cmd_demo', 'main']
+           'cmd_train', 'cmd_demo', 'cmd_eval', 'main']
 
 # %% ../nbs/90_cli.ipynb #1dcc534a
 _FMT = argparse.RawDescriptionHelpFormatter
@@ -121,6 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("data/mini"), help="output folder (default data/mini)")
     p.add_argument("--train-steps", type=int, default=120,
                    help="SCIO training steps per round for the tiny model (2 rounds; default 120; 0 skips training)")
+    p = sub.add_parser("eval", formatter_class=_FMT, help="benchmark checkpoints and floors on the downstream tasks",
+        description="Evaluate models on the downstream tasks and write a tidy table (task, dataset, split, protocol,\n"
+                    "metric, value, n, model, seed, commit, seconds) as results.csv + results.json, a plot per task\n"
+                    "under plots/, and summary.md (models as columns).\n"
+                    "Tasks: retrieval, captioning, vqa (count, recognition, position, main / all / regional landform),\n"
+                    "counting, landcover (zero-shot + probe), scene (zero-shot), segmentation (mIoU), targets, detection\n"
+                    "(AP50) on the embedded world, split by city; mstar (class folders: probe + few-shot) and boxes\n"
+                    "(VOC / COCO: counting + detection) on real data.\n\n"
+                    "examples:\n  fusar-klip eval --checkpoint data/mini/runs/klip --floors\n"
+                    "  fusar-klip eval --checkpoint runs/a --checkpoint hf:/models/remoteclip-hf --tasks retrieval,vqa\n"
+                    "  fusar-klip eval --checkpoint data/mini/runs/klip --tasks mstar --mstar ../shared/data/MSTAR-10")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
+                   help="a fusar-klip run or model folder, hf:PATH (Hugging Face CLIP / BLIP), 'pixel-stats' or "
+                        "'random-init' (the architecture of the first checkpoint, untrained); repeatable")
+    p.add_argument("--floors", action="store_true", help="also evaluate the floors: random-init and pixel-stats")
+    p.add_argument("--tasks", default="all", help="comma-separated task names, or 'all' (default)")
+    p.add_argument("--data", type=Path, default=Path("data/mini"),
+                   help="embedded world folder with chips/, hcot/ and scenes/ (default data/mini)")
+    p.add_argument("--corpus", type=Path, default=None, help="clean caption corpus for retrieval / captioning (default DATA/hcot)")
+    p.add_argument("--holdout", default="", help="comma-separated cities to hold out instead of the manifest's val/test splits")
+    p.add_argument("--max-per-split", type=int, default=0, help="at most this many chips per split (smoke runs; default all)")
+    p.add_argument("--mstar", type=Path, default=None, help="class-folder dataset with train/ and test/ (e.g. MSTAR-10)")
+    p.add_argument("--boxes", type=Path, default=None, help="box dataset: a Pascal VOC folder or a COCO JSON file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probes and few-shot draws (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device for feature extraction (default cpu)")
+    p.add_argument("--out", type=Path, default=Path("results/eval"), help="output folder (default results/eval)")
     return ap
 
 # %% ../nbs/90_cli.ipynb #553bb0fb
@@ -289,7 +315,40 @@ def cmd_demo(args) -> dict:
              f"  curves:   {out / 'training.png'}" if trained else ""))
     return summary
 
-COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, annotate=cmd_annotate, train=cmd_train, demo=cmd_demo)
+def cmd_eval(args) -> "pd.DataFrame":
+    "Evaluate checkpoints (and floors) on the tasks; write the results table, plots and summary.md."
+    import pandas as pd
+    from fusar_klip import evaluate as ev
+    try: tasks = ev.resolve_tasks(args.tasks)
+    except ValueError as err: raise SARInputError("--tasks", str(err)) from None
+    specs = list(args.checkpoint) + (["random-init", "pixel-stats"] if args.floors else [])
+    if not specs: raise SARInputError("--checkpoint", "nothing to evaluate", "pass --checkpoint MODEL (repeatable) and/or --floors")
+    holdout = [c.strip() for c in args.holdout.split(",") if c.strip()] or None
+    world = (ev.load_world(args.data, args.corpus, max_per_split=args.max_per_split, holdout=holdout, seed=args.seed)
+             if any(t not in ("mstar", "boxes") for t in tasks) else None)
+    mstar = ev.load_class_folders(args.mstar, args.mstar.name, progress=True) if args.mstar else None
+    boxes = ev.load_boxes(args.boxes, seed=args.seed) if args.boxes else None
+    ref, dfs, t0 = None, [], time.time()
+    for spec in specs:
+        enc = ev.load_encoder(spec, reference=ref, device=args.device, seed=args.seed)
+        if ref is None and isinstance(enc, ev.KlipEncoder): ref = enc
+        df, ctx = ev.evaluate(enc, tasks, world, mstar, boxes, seed=args.seed, context=True)
+        for t, why in ctx.skipped.items(): print(f"  {enc.name}: skipped {t} ({why})")
+        print(f"  {enc.name}: " + ", ".join(f"{k} {v:.1f}s" for k, v in ctx.timings.items()))
+        dfs.append(df)
+    df = pd.concat(dfs, ignore_index=True)
+    ev.save_results(df, args.out)
+    table = ev.summary_table(df)
+    write_text_atomic(args.out / "summary.md", table.to_markdown() + "\n" if _has_tabulate() else table.to_string() + "\n")
+    print(table.to_string())
+    print(f"evaluated {len(specs)} model(s) on {len(set(df.task))} task(s) in {time.time() - t0:.0f}s -> {args.out}/results.csv")
+    return df
+
+def _has_tabulate() -> bool:
+    try: import tabulate; return True
+    except ImportError: return False
+
+COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, annotate=cmd_annotate, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
 
 def main(argv=None) -> int:
     "Entry point of the `fusar-klip` command; returns the exit status."
@@ -297,6 +356,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.command is None: ap.print_help(); return 1
     try: COMMANDS[args.command](args)
-    except SARInputError as err:
+    except ValueError as err: # SARInputError and other bad-input errors: one line that names the problem
         print(f"fusar-klip {args.command}: error: {err}", file=sys.stderr); return 2
     return 0
