@@ -1,6 +1,8 @@
 # Two commands on a fresh machine:
-#   make demo   installs into .venv (once) and runs the main job on the embedded world
+#   make demo   installs into .venv (once) and runs the main job on the embedded world, ending with the report
 #   make test   installs into .venv (once) and runs every check CI runs
+# and one more:
+#   make report the benchmark report over three seeds (SEEDS), after `make demo`
 #
 # TORCH is installed before anything that depends on torch. The default pins the CPU build this project is
 # developed with; on a GPU machine use your normal torch, e.g. `make demo TORCH=torch` (or TORCH= to keep an
@@ -10,7 +12,10 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test clean-data
+SEEDS  ?= 0, 1, 2
+REPORT  = $(BIN)/papermill -k python3 --language python --cwd nbs/experiments nbs/experiments/report.ipynb
+
+.PHONY: install demo report test clean-data
 
 install: $(VENV)/.installed
 
@@ -23,6 +28,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/fusar-klip demo --out data/mini
+	mkdir -p data/mini/report
+	$(REPORT) data/mini/report/report_seed0.ipynb -p scale mini -y "seeds: [0]"
+
+report: install
+	mkdir -p data/mini/report
+	$(REPORT) data/mini/report/report.ipynb -p scale mini -y "seeds: [$(SEEDS)]"
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/run_tests.sh

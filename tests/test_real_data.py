@@ -30,3 +30,17 @@ def test_mstar_display_chips(shared_data):
         f = next(iter(sorted((d / c).iterdir())))
         img = read_display_chip(f, 128)
         assert img.shape == (128, 128) and 0 <= img.min() and img.max() <= 1 and img.std() > 0
+
+
+def test_mstar_class_folders(shared_data):
+    from fusar_klip.evaluate import read_class_folders, load_class_folders, PixelStatsEncoder, evaluate
+    d = shared_data / "MSTAR-10"
+    if not d.exists(): pytest.skip(f"{d} not found")
+    info = read_class_folders(d)
+    assert len(info["classes"]) == 10
+    assert (len(info["splits"]["train"][0]), len(info["splits"]["test"][0])) == (2746, 2425)   # the README's counts
+    D = load_class_folders(d, max_per_class=20)
+    assert D.images["train"].shape == (200, 1, 128, 128) and D.images["test"].shape == (200, 1, 128, 128)
+    df = evaluate(PixelStatsEncoder(), "mstar", mstar=D, progress=False)
+    top1 = df[df.metric == "top1"].value.item()
+    assert 10 < top1 <= 100          # 10 classes: above chance with pixel statistics
