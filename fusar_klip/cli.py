@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "  fusar-klip eval --checkpoint runs/a --checkpoint hf:/models/remoteclip-hf --tasks retrieval,vqa\n"
                     "  fusar-klip eval --checkpoint data/mini/bench/klip_s0 --tasks mstar --mstar ../shared/data/MSTAR-10")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
-                   help="a fusar-klip run or model folder, hf:PATH (Hugging Face CLIP / BLIP), 'pixel-stats' or "
-                        "'random-init' (the architecture of the first checkpoint, untrained); repeatable")
+                   help="a fusar-klip run or model folder, hf:PATH (Hugging Face CLIP / BLIP folder), "
+                        "open_clip:FILE,tokenizer=DIR[,act=quick_gelu] (open_clip / OpenAI CLIP ViT weights), "
+                        "'pixel-stats' or 'random-init' (the architecture of the first checkpoint, untrained); repeatable")
     p.add_argument("--floors", action="store_true", help="also evaluate the floors: random-init and pixel-stats")
     p.add_argument("--tasks", default="all", help="comma-separated task names, or 'all' (default)")
     p.add_argument("--data", type=Path, default=Path("data/mini"),

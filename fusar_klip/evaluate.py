@@ -27,8 +27,8 @@ __all__ = ['EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'TASKS', 'NEEDS
            'task_landcover', 'task_scene', 'patch_labels', 'miou', 'task_segmentation', 'task_targets',
            'detect_on_patches', 'task_detection', 'amplitude_to_db', 'read_class_folders', 'ClassFolderSet',
            'load_class_folders', 'task_mstar', 'read_voc', 'read_coco', 'BoxSet', 'load_boxes', 'task_boxes',
-           'HFEncoder', 'load_encoder', 'resolve_tasks', 'git_commit', 'evaluate', 'save_results', 'read_results',
-           'summary_table', 'plot_results']
+           'HFEncoder', 'OpenClipEncoder', 'load_encoder', 'resolve_tasks', 'git_commit', 'evaluate', 'save_results',
+           'read_results', 'summary_table', 'plot_results']
 
 # %% ../nbs/09_evaluate.ipynb #260e4906
 def _read_codes(path) -> np.ndarray:
@@ -836,14 +836,94 @@ class HFEncoder(Encoder):
             t = m.text_proj(m.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0])
         return F.normalize(t, dim=-1).float().cpu()
 
+def _openai_to_hf(sd:dict) -> tuple:
+    "An open_clip / OpenAI CLIP state dict as (transformers CLIPConfig kwargs, HF state dict)."
+    sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+    def layers(prefix):
+        pre = prefix + "transformer.resblocks."
+        return len({k[len(pre):].split(".")[0] for k in sd if k.startswith(pre)})
+    def blocks(src, dst, n):
+        out = {}
+        for i in range(n):
+            a, b = f"{src}transformer.resblocks.{i}.", f"{dst}encoder.layers.{i}."
+            q, k, v = sd[a + "attn.in_proj_weight"].chunk(3); qb, kb, vb = sd[a + "attn.in_proj_bias"].chunk(3)
+            out.update({b + "self_attn.q_proj.weight": q, b + "self_attn.k_proj.weight": k, b + "self_attn.v_proj.weight": v,
+                        b + "self_attn.q_proj.bias": qb, b + "self_attn.k_proj.bias": kb, b + "self_attn.v_proj.bias": vb})
+            for x, y in (("attn.out_proj", "self_attn.out_proj"), ("ln_1", "layer_norm1"), ("ln_2", "layer_norm2"),
+                         ("mlp.c_fc", "mlp.fc1"), ("mlp.c_proj", "mlp.fc2")):
+                for t in ("weight", "bias"): out[f"{b}{y}.{t}"] = sd[f"{a}{x}.{t}"]
+        return out
+    if "visual.conv1.weight" not in sd:
+        raise ValueError("not an open_clip / OpenAI CLIP ViT state dict (no visual.conv1.weight); "
+                         f"keys start with: {', '.join(sorted({k.split('.')[0] for k in sd})[:8])}")
+    vw, pch = sd["visual.conv1.weight"].shape[0], sd["visual.conv1.weight"].shape[-1]
+    tw = sd["ln_final.weight"].shape[0]
+    nv, nt = layers("visual."), layers("")
+    hf = {"vision_model.embeddings.class_embedding": sd["visual.class_embedding"],
+          "vision_model.embeddings.position_embedding.weight": sd["visual.positional_embedding"],
+          "vision_model.embeddings.patch_embedding.weight": sd["visual.conv1.weight"],
+          "visual_projection.weight": sd["visual.proj"].T.contiguous(),
+          "text_model.embeddings.token_embedding.weight": sd["token_embedding.weight"],
+          "text_model.embeddings.position_embedding.weight": sd["positional_embedding"],
+          "text_projection.weight": sd["text_projection"].T.contiguous(), "logit_scale": sd["logit_scale"]}
+    for t in ("weight", "bias"):
+        hf[f"vision_model.pre_layrnorm.{t}"] = sd[f"visual.ln_pre.{t}"]
+        hf[f"vision_model.post_layernorm.{t}"] = sd[f"visual.ln_post.{t}"]
+        hf[f"text_model.final_layer_norm.{t}"] = sd[f"ln_final.{t}"]
+    hf.update(blocks("visual.", "vision_model.", nv)); hf.update(blocks("", "text_model.", nt))
+    cfg = dict(projection_dim=sd["visual.proj"].shape[1],
+               vision_config=dict(hidden_size=vw, patch_size=pch, num_hidden_layers=nv, num_attention_heads=max(1, vw // 64),
+                                  image_size=pch * int(round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)),
+                                  intermediate_size=sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0]),
+               text_config=dict(hidden_size=tw, num_hidden_layers=nt, num_attention_heads=max(1, tw // 64),
+                                vocab_size=sd["token_embedding.weight"].shape[0], max_position_embeddings=sd["positional_embedding"].shape[0],
+                                intermediate_size=sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]))
+    return cfg, hf
+
+class OpenClipEncoder(HFEncoder):
+    """An open_clip (or OpenAI CLIP) ViT checkpoint from a local .pt / .bin / .safetensors file, converted to the
+    transformers CLIP layout in memory; the text side needs the matching tokenizer in a local folder."""
+    def __init__(self, checkpoint, tokenizer, act:str="gelu", # 'gelu' (most open_clip models) or 'quick_gelu' (OpenAI's)
+                 name:str|None=None, device="cpu"):
+        from transformers import CLIPConfig, CLIPModel, AutoTokenizer
+        p = check_exists(checkpoint)
+        try:
+            if p.suffix == ".safetensors":
+                from safetensors.torch import load_file; sd = load_file(str(p))
+            else: sd = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as err: raise SARInputError(p, "not a checkpoint torch or safetensors can read", str(err)[:200]) from None
+        sd = sd.get("state_dict", sd)
+        try: kw, hf = _openai_to_hf(sd)
+        except (KeyError, ValueError) as err: raise SARInputError(p, "not an open_clip / OpenAI CLIP ViT checkpoint", str(err)[:300]) from None
+        for k in ("vision_config", "text_config"): kw[k]["hidden_act"] = act
+        self.model = CLIPModel(CLIPConfig(**kw)).eval()
+        missing, unexpected = self.model.load_state_dict(hf, strict=False)
+        missing = [m for m in missing if not m.endswith("position_ids")]
+        if missing or unexpected: raise SARInputError(p, f"converted weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        self.model.to(device)
+        self.tok = AutoTokenizer.from_pretrained(check_exists(tokenizer), local_files_only=True)
+        self.kind, self.device, self.name = "clip", device, name or p.stem
+        vc = self.model.config.vision_config
+        self.size, self.patch = vc.image_size, vc.patch_size
+        self.mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+        self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+        self.max_len = self.model.config.text_config.max_position_embeddings
+
 def load_encoder(spec:str, reference=None, device="cpu", seed:int=0) -> Encoder:
     """An encoder from a spec: a fusar-klip model folder or run folder (its model/), 'pixel-stats', 'random-init'
-    (the architecture and tokenizer of `reference`, a KlipEncoder, freshly initialised), or 'hf:PATH' (HF CLIP / BLIP)."""
+    (the architecture and tokenizer of `reference`, a KlipEncoder, freshly initialised), 'hf:PATH' (HF CLIP / BLIP)
+    or 'open_clip:FILE,tokenizer=DIR[,act=quick_gelu]' (an open_clip / OpenAI CLIP ViT checkpoint)."""
     if spec == "pixel-stats": return PixelStatsEncoder()
     if spec == "random-init":
         if reference is None: raise ValueError("'random-init' needs a trained fusar-klip checkpoint listed before it (its architecture)")
         return KlipEncoder.random_init(reference.model, seed)
     if spec.startswith("hf:"): return HFEncoder(spec[3:], device=device)
+    if spec.startswith("open_clip:"):
+        parts = spec[len("open_clip:"):].split(",")
+        opts = dict(x.split("=", 1) for x in parts[1:] if "=" in x)
+        if "tokenizer" not in opts:
+            raise ValueError("open_clip:CHECKPOINT needs ',tokenizer=DIR' (a local tokenizer folder, e.g. a saved CLIPTokenizer)")
+        return OpenClipEncoder(parts[0], opts["tokenizer"], opts.get("act", "gelu"), device=device)
     p = check_exists(spec)
     if (p / "model" / "config.json").exists(): return KlipEncoder.load(p / "model", p.name, device)
     if (p / "config.json").exists():

@@ -19,8 +19,8 @@ from .geo import SARInputError
 
 # %% auto #0
 __all__ = ['ScioConfig', 'leave_one_out', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates', 'keyword_scores',
-           'Correction', 'proofread', 'OracleDecoder', 'clean_records', 'wrong_clauses', 'error_rate', 'score_round',
-           'proofread_corpus', 'write_version', 'read_version']
+           'screen_decoder', 'Correction', 'proofread', 'OracleDecoder', 'clean_records', 'wrong_clauses', 'error_rate',
+           'score_round', 'proofread_corpus', 'write_version', 'read_version']
 
 # %% ../nbs/07_scio.ipynb #bbb571f0
 @dataclass
@@ -35,12 +35,17 @@ class ScioConfig:
     correct_margin: float = 0.0 # apply a correction only if the new keyword beats the old by this many nats
     drop_confirmed: bool = True # drop a flagged clause whose keyword the decoder reproduces (a hallucinated claim)
     min_clauses: int = 3 # never screen captions shorter than this
+    screen: str = "itm" # 'itm': leave one clause out, score with ITC + ITM (the paper); 'decoder': self-consistency of each keyword with the decoder
+    decoder_margin: float = 1.0 # 'decoder': flag a clause when the decoder's best keyword beats the current one by this many nats
+    min_agreement: float = 0.5 # 'decoder', whole corpus: correct only fields whose keywords the decoder reproduces at least this often
+    corpus_variants: int = 0 # 'decoder', whole corpus: clauses checked per caption each round, at random (0 = all)
 
     def __post_init__(self):
         self.phases = tuple(float(x) for x in self.phases)
         if len(self.phases) != 3 or any(x < 0 for x in self.phases) or abs(sum(self.phases) - 1) > 1e-6:
             raise ValueError(f"SCIO phases must be three non-negative fractions summing to 1 (A, B, C); got {self.phases}")
         if self.rounds < 1: raise ValueError(f"SCIO needs at least one round, got {self.rounds}")
+        if self.screen not in ("itm", "decoder"): raise ValueError(f"SCIO screen must be 'itm' or 'decoder', got {self.screen!r}")
 
     def phase(self, step:int, steps_per_round:int) -> str:
         "Phase ('A', 'B' or 'C') of a training step."
@@ -69,11 +74,14 @@ class ScreenResult:
     d_itm: list # ITM-probability gain of the chosen variant (0 if none)
     d_sim: list # similarity gain of the chosen variant
     p_orig: list # ITM match probability of the original caption
+    best: list|None = None # 'decoder' screening: the decoder's keyword for the flagged clause
+    clauses: list|None = None # 'decoder' screening: per caption, (clause, field, keyword, best, margin, logp_old, logp_best) of every clause scored
 
 @torch.no_grad()
 def screen(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig, max_len:int=180,
            rng:random.Random|None=None, chunk:int=256) -> ScreenResult:
     "Leave-one-clause-out screening of a batch with calibrated ITC + ITM criteria, in batched passes."
+    if cfg.screen == "decoder": return screen_decoder(model, image_embeds, records, tok, cfg, rng)
     B = len(records)
     var, owner, left = leave_one_out(records, cfg.max_variants, cfg.min_clauses, rng)
     allrec = list(records) + var
@@ -145,34 +153,65 @@ def field_candidates(field_name:str) -> list:
 @torch.no_grad()
 def keyword_scores(model, image_embeds, records:list, clause_idx:list, tok, candidates:list|None=None,
                    chunk:int=512) -> list:
-    "Decoder log-likelihood of each candidate keyword in each caption's clause, batched over (caption, candidate)."
-    seqs, where, owners, cand_of = [], [], [], []
+    """Decoder log-likelihood of each candidate keyword in each caption's clause, with the keyword masked.
+    The decoder is causal, so a keyword's likelihood depends only on the text before it: one sequence per
+    (caption, candidate length in tokens) scores every candidate of that length at once."""
+    seqs, owners, groups = [], [], []
     for b, (r, ci) in enumerate(zip(records, clause_idx)):
         if ci < 0: continue
         c = r.clauses[ci]
         off = sum(len(x.text) + 1 for x in r.clauses[:ci])
-        cap = r.caption
-        pre = tok(cap[:off + c.start], add_special_tokens=False)["input_ids"]
-        suf = tok(cap[off + c.end:], add_special_tokens=False)["input_ids"]
+        pre = tok(r.caption[:off + c.start], add_special_tokens=False)["input_ids"]
+        by_len = {}
         for k in (candidates[b] if candidates else field_candidates(c.field)):
             kid = tok(k, add_special_tokens=False)["input_ids"]
-            seqs.append([tok.cls_token_id] + pre + [tok.mask_token_id] * len(kid) + suf + [tok.sep_token_id])
-            where.append((1 + len(pre), kid)); owners.append(b); cand_of.append(k)
+            if kid: by_len.setdefault(len(kid), []).append((k, kid))
+        for n, cands in by_len.items():
+            seqs.append([tok.cls_token_id] + pre + [tok.mask_token_id] * n); owners.append(b); groups.append((len(pre), cands))
     scores = [dict() for _ in records]
+    dev = image_embeds.device
     for s in range(0, len(seqs), chunk):
         part = seqs[s:s + chunk]
         L = max(len(x) for x in part)
         ids = torch.full((len(part), L), tok.pad_token_id, dtype=torch.long)
         for i, x in enumerate(part): ids[i, :len(x)] = torch.tensor(x)
         att = (ids != tok.pad_token_id).long()
-        dev = image_embeds.device
         own = torch.tensor(owners[s:s + chunk], device=dev)
-        logp = model.decoder_logits(image_embeds[own], ids.to(dev), att.to(dev)).log_softmax(-1)
+        logp = model.decoder_logits(image_embeds[own], ids.to(dev), att.to(dev)).float().log_softmax(-1)
         for i in range(len(part)):
-            p, kid = where[s + i]
-            pos = torch.arange(p - 1, p - 1 + len(kid), device=dev)
-            scores[owners[s + i]][cand_of[s + i]] = float(logp[i, pos, torch.tensor(kid, device=dev)].sum())
+            p, cands = groups[s + i]                  # position p predicts the keyword's first token
+            kids = torch.tensor([kid for _, kid in cands], device=dev)                   # (candidates, n)
+            n = kids.shape[1]
+            lp = logp[i, p:p + n][torch.arange(n, device=dev)[None], kids].sum(-1)     # (candidates,)
+            for (k, _), v in zip(cands, lp.tolist()): scores[owners[s + i]][k] = v
     return scores
+
+@torch.no_grad()
+def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig,
+                   rng:random.Random|None=None, fields:set|None=None) -> ScreenResult:
+    """Self-consistency screening: mask each clause's keyword (all, or `max_variants` at random; only `fields` if
+    given), let the decoder score the field's candidates, and flag the clause whose best alternative beats its current
+    keyword by the largest margin -- if that margin reaches `decoder_margin`."""
+    B = len(records)
+    pairs = []
+    for b, r in enumerate(records):
+        idx = [i for i, c in enumerate(r.clauses) if field_candidates(c.field) and (fields is None or c.field in fields)]
+        if len(r.clauses) < cfg.min_clauses: idx = []
+        if cfg.max_variants and len(idx) > cfg.max_variants: idx = sorted((rng or random.Random(0)).sample(idx, cfg.max_variants))
+        pairs += [(b, i) for i in idx]
+    sc = keyword_scores(model, image_embeds[torch.tensor([b for b, _ in pairs], dtype=torch.long)] if pairs else image_embeds[:0],
+                        [records[b] for b, _ in pairs], [i for _, i in pairs], tok)
+    flagged, best_kw, margins, info = [-1] * B, [None] * B, [0.0] * B, [[] for _ in range(B)]
+    for (b, i), s in zip(pairs, sc):
+        if not s: continue
+        c = records[b].clauses[i]
+        best = max(s, key=s.get)
+        old = s.get(c.keyword, -math.inf)
+        m = s[best] - old if math.isfinite(old) else math.inf
+        info[b].append((i, c.field, c.keyword, best, m, old if math.isfinite(old) else None, s[best]))
+        if best != c.keyword and m >= cfg.decoder_margin and m > margins[b]:
+            flagged[b], best_kw[b], margins[b] = i, best, m
+    return ScreenResult(flagged, [0.0] * B, [0.0] * B, [float("nan")] * B, best_kw, info)
 
 @dataclass
 class Correction:
@@ -277,9 +316,12 @@ def score_round(before:list, flagged:list, after:list, truths:dict) -> dict:
 
 # %% ../nbs/07_scio.ipynb #2963df59
 def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max_len:int=180, seed:int=0,
-                     device="cpu", progress:bool=True) -> tuple:
+                     device="cpu", progress:bool=True,
+                     stats:dict|None=None, # filled with the decoder's per-field agreement ('decoder' screening)
+                    ) -> tuple:
     "Screen and proofread every record of a ChipCaptionDataset; return (new records, corrections, flagged per record)."
     from tqdm.auto import tqdm
+    if cfg.screen == "decoder": return _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed)
     rng = random.Random(seed)
     was = model.training; model.eval()
     new, audit, flagged = [], [], []
@@ -292,6 +334,39 @@ def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max
             out, log = proofread(model, emb, recs, sr, tok, cfg)
         new += out; audit += log; flagged += sr.flagged
     model.train(was)
+    return new, audit, flagged
+
+def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed:int=0) -> tuple:
+    """'decoder' screening over a corpus: score every clause, keep the fields whose keywords the decoder reproduces
+    at least `min_agreement` of the time (a label-free reliability check), then correct in each caption the clause
+    with the largest margin at or above `decoder_margin`."""
+    import dataclasses
+    from tqdm.auto import tqdm
+    full = dataclasses.replace(cfg, max_variants=cfg.corpus_variants)
+    rng = random.Random(seed)
+    was = model.training; model.eval()
+    infos = []
+    for s in tqdm(range(0, len(dataset.records), batch_size), desc="proofread", disable=not progress, leave=False):
+        recs = dataset.records[s:s + batch_size]
+        img = torch.stack([dataset.image(r.chip_id) for r in recs]).to(device)
+        with torch.no_grad(): infos += screen_decoder(model, model.image_embeds(img), recs, tok, full, rng).clauses
+    model.train(was)
+    agree = {}
+    for inf in infos:
+        for _, f, kw, best, *_ in inf:
+            a = agree.setdefault(f, [0, 0]); a[0] += best == kw; a[1] += 1
+    ok = {f for f, (k, n) in agree.items() if k / n >= cfg.min_agreement}
+    new, audit, flagged = [], [], []
+    for r, inf in zip(dataset.records, infos):
+        cand = [x for x in inf if x[1] in ok and x[3] != x[2] and x[4] >= cfg.decoder_margin]
+        if not cand: new.append(r); flagged.append(-1); continue
+        i, f, kw, best, m, lo, lb = max(cand, key=lambda x: x[4])
+        new.append(HCoT(r.chip_id, r.variant, r.clauses[:i] + [r.clauses[i].with_keyword(best)] + r.clauses[i + 1:], r.backend, r.l5))
+        audit.append(Correction(r.chip_id, r.variant, i, f, "corrected", kw, best, 0.0, 0.0, lo, lb))
+        flagged.append(i)
+    if stats is not None:
+        stats["field_agreement"] = {f: round(k / n, 3) for f, (k, n) in sorted(agree.items())}
+        stats["fields_corrected"] = sorted(ok)
     return new, audit, flagged
 
 def write_version(out_dir, k:int, records:list, audit:list) -> dict:

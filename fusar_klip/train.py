@@ -316,10 +316,11 @@ def train(cfg:TrainConfig) -> dict:
             if end_of_round:
                 barrier()
                 if rank == 0:
+                    pst = {}
                     new, audit, flg = proofread_corpus(model, ds, tok, scfg, cfg.batch_size * 2, cfg.max_len, cfg.seed + rnd,
-                                                       dev, progress=cfg.progress)
+                                                       dev, progress=cfg.progress, stats=pst)
                     write_version(run, rnd + 1, new, audit)
-                    res = dict(round=rnd + 1, corrections=len(audit), dropped=sum(a.action == "dropped" for a in audit))
+                    res = dict(round=rnd + 1, corrections=len(audit), dropped=sum(a.action == "dropped" for a in audit), **pst)
                     if truths is not None: res.update(score_round(ds.records, flg, new, truths))
                     sf = run / "scio.jsonl"        # rewrite: a round redone after a kill replaces its line
                     prev = [l for l in sf.read_text().splitlines() if json.loads(l)["round"] < res["round"]] if sf.exists() else []
