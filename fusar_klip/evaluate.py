@@ -22,13 +22,13 @@ from .data import read_chip, sar_stats
 # %% auto #0
 __all__ = ['EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'WorldEval', 'target_boxes',
            'load_world', 'Encoder', 'KlipEncoder', 'PixelStatsEncoder', 'extract', 'embed_texts', 'linear_probe',
-           'probe_proba', 'ridge_probe', 'accuracy', 'confusion', 'recall_at_k', 'caption_words', 'caption_metrics',
-           'box_ap50', 'EvalContext', 'task_retrieval', 'task_captioning', 'vqa_labels', 'task_vqa', 'task_counting',
-           'task_landcover', 'task_scene', 'patch_labels', 'miou', 'task_segmentation', 'task_targets',
-           'detect_on_patches', 'task_detection', 'amplitude_to_db', 'read_class_folders', 'ClassFolderSet',
-           'load_class_folders', 'task_mstar', 'read_voc', 'read_coco', 'BoxSet', 'load_boxes', 'task_boxes',
-           'HFEncoder', 'OpenClipEncoder', 'load_encoder', 'resolve_tasks', 'git_commit', 'evaluate', 'save_results',
-           'read_results', 'summary_table', 'plot_results']
+           'probe_proba', 'ridge_probe', 'accuracy', 'confusion', 'retrieval_ranks', 'recalls', 'recall_at_k',
+           'caption_words', 'caption_metrics', 'box_ap50', 'EvalContext', 'task_retrieval', 'task_captioning',
+           'vqa_labels', 'task_vqa', 'task_counting', 'task_landcover', 'task_scene', 'patch_labels', 'miou',
+           'task_segmentation', 'task_targets', 'detect_on_patches', 'task_detection', 'amplitude_to_db',
+           'read_class_folders', 'ClassFolderSet', 'load_class_folders', 'task_mstar', 'read_voc', 'read_coco',
+           'BoxSet', 'load_boxes', 'task_boxes', 'HFEncoder', 'OpenClipEncoder', 'load_encoder', 'resolve_tasks',
+           'git_commit', 'evaluate', 'save_results', 'read_results', 'summary_table', 'plot_results']
 
 # %% ../nbs/09_evaluate.ipynb #260e4906
 def _read_codes(path) -> np.ndarray:
@@ -253,24 +253,37 @@ def confusion(y_true, y_pred, labels:list) -> np.ndarray:
         if a in ix and b in ix: m[ix[a], ix[b]] += 1
     return m
 
-def recall_at_k(sim:torch.Tensor, owner:torch.Tensor, ks=(1, 5, 10)) -> dict:
-    """Image->text and text->image recall@k (percent) from a (images, texts) similarity matrix; `owner[j]` is text j's image.
-    Ties with wrong items count half (expected rank under random tie-breaking), so constant scores get chance recall."""
-    N, M = sim.shape
-    ar = torch.arange(N)
-    mine = owner[None, :] == ar[:, None]                                         # (N, M)
-    pos = torch.where(mine, sim, torch.full_like(sim, -torch.inf)).max(1).values  # best correct text per image
-    r_i2t = ((sim > pos[:, None]) & ~mine).sum(1) + 0.5 * ((sim == pos[:, None]) & ~mine).sum(1)
-    col = sim.T                                                                  # (M, N)
-    pos_t = col[torch.arange(M), owner]
-    other = torch.ones_like(col, dtype=torch.bool); other[torch.arange(M), owner] = False
-    r_t2i = ((col > pos_t[:, None]) & other).sum(1) + 0.5 * ((col == pos_t[:, None]) & other).sum(1)
+def retrieval_ranks(img:torch.Tensor, txt:torch.Tensor, owner:torch.Tensor, chunk:int=2048) -> tuple:
+    """(image->text, text->image) ranks of the right answer from embeddings, in chunks of matrix products: memory grows
+    with chunk x (images + texts), so 10k images x 50k captions fit. `owner[j]` is text j's image. An image's rank is
+    that of its best caption; ties with wrong items count half (the expected rank under random tie-breaking)."""
+    N, M = len(img), len(txt)
+    r_i2t, r_t2i = [], []
+    for s in range(0, N, chunk):
+        sim = img[s:s + chunk] @ txt.T                                              # (c, M)
+        mine = owner[None, :] == torch.arange(s, s + len(sim))[:, None]
+        pos = torch.where(mine, sim, torch.full_like(sim, -torch.inf)).max(1).values
+        r_i2t.append(((sim > pos[:, None]) & ~mine).sum(1) + 0.5 * ((sim == pos[:, None]) & ~mine).sum(1))
+    for s in range(0, M, chunk):
+        sim = txt[s:s + chunk] @ img.T                                              # (c, N)
+        o = owner[s:s + chunk]; ar = torch.arange(len(sim))
+        pos = sim[ar, o]
+        other = torch.ones_like(sim, dtype=torch.bool); other[ar, o] = False
+        r_t2i.append(((sim > pos[:, None]) & other).sum(1) + 0.5 * ((sim == pos[:, None]) & other).sum(1))
+    return torch.cat(r_i2t), torch.cat(r_t2i)
+
+def recalls(r_i2t, r_t2i, ks=(1, 5, 10)) -> dict:
+    "Recall@k both ways (percent) and their mean from ranks."
     out = {}
     for k in ks:
         out[f"i2t_R@{k}"] = 100.0 * (r_i2t < k).float().mean().item()
         out[f"t2i_R@{k}"] = 100.0 * (r_t2i < k).float().mean().item()
     out["mean_recall"] = float(np.mean(list(out.values())))
     return out
+
+def recall_at_k(sim:torch.Tensor, owner:torch.Tensor, ks=(1, 5, 10)) -> dict:
+    "Recall@k from a ready (images, texts) similarity matrix (small cases; `retrieval_ranks` for large ones)."
+    return recalls(*retrieval_ranks(sim, torch.eye(sim.shape[1], dtype=sim.dtype), owner), ks)
 
 # %% ../nbs/09_evaluate.ipynb #ec0265a5
 def caption_words(s:str) -> str:
@@ -370,9 +383,9 @@ def task_retrieval(ctx) -> list:
     for k, i in enumerate(te):
         for c in W.captions.get(W.chip_ids[i], []): texts.append(c); owner.append(k)
     if not texts: raise ValueError("retrieval: the test chips have no captions")
-    sim = ctx.feats()["embed"][te] @ embed_texts(ctx.encoder, texts).T
-    m = recall_at_k(sim, torch.tensor(owner))
-    best = sim.argmax(1)
+    img, txt = ctx.feats()["embed"][te], embed_texts(ctx.encoder, texts)
+    m = recalls(*retrieval_ranks(img, txt, torch.tensor(owner)))
+    best = torch.cat([(img[s:s + 2048] @ txt.T).argmax(1) for s in range(0, len(img), 2048)])
     ctx.artefacts["retrieval"] = dict(chips=[W.chip_ids[i] for i in te], top_text=[texts[j] for j in best.tolist()],
                                       correct=[owner[j] == k for k, j in enumerate(best.tolist())], index=te)
     return _rows("retrieval", "world", HELD_OUT, m, n=len(te), n_texts=len(texts))
