@@ -541,7 +541,7 @@ def task_segmentation(ctx, max_train_patches:int=20000) -> list:
 def _centre_cells(boxes, patch:int, h:int, w:int) -> tuple:
     cy = np.clip(((boxes.y0 + boxes.y1) / 2 // patch).astype(int), 0, h - 1)
     cx = np.clip(((boxes.x0 + boxes.x1) / 2 // patch).astype(int), 0, w - 1)
-    return cy.to_numpy(), cx.to_numpy()
+    return np.array(cy, dtype=np.int64), np.array(cx, dtype=np.int64)
 
 def task_targets(ctx) -> list:
     "Target classification (ship / vehicle / aircraft): a linear probe on the patch token under each target's centre."
@@ -550,7 +550,7 @@ def task_targets(ctx) -> list:
     bx = W.boxes
     if not len(bx): return []
     cy, cx = _centre_cells(bx, patch, h, w)
-    X = P[torch.as_tensor(bx.chip.to_numpy().copy()), torch.as_tensor(cy), torch.as_tensor(cx)].numpy()
+    X = P[torch.tensor(bx.chip.tolist(), dtype=torch.long), torch.tensor(cy.tolist()), torch.tensor(cx.tolist())].numpy()
     sp = W.split[bx.chip.to_numpy()]
     a, b = sp == "train", np.isin(sp, EVAL_SPLITS)
     if not a.any() or not b.any(): return []
@@ -580,7 +580,8 @@ def detect_on_patches(P:torch.Tensor, boxes, split:np.ndarray, image_size:tuple,
     classes, proba = probe_proba(Xa[sel], ya[sel], P[te].reshape(-1, C).numpy(), seed=seed)
     # box regression on positive training patches
     ct = cell[np.isin(cell.chip, tr)]
-    Xr = P[ct.chip.to_numpy(), ct.gy.to_numpy(), ct.gx.to_numpy()].numpy()
+    Xr = P[torch.tensor(ct.chip.tolist(), dtype=torch.long), torch.tensor(ct.gy.tolist(), dtype=torch.long),
+           torch.tensor(ct.gx.tolist(), dtype=torch.long)].numpy()
     yr = np.stack([(ct.x0 + ct.x1) / 2 / pw - ct.gx - 0.5, (ct.y0 + ct.y1) / 2 / ph - ct.gy - 0.5,
                    np.log(ct.x1 - ct.x0), np.log(ct.y1 - ct.y0)], 1)
     Xq = P[te].reshape(-1, C).numpy()

@@ -232,6 +232,16 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
     "Correct (or drop) each flagged clause; return (new records, list of Correction)."
     cfg = cfg or ScioConfig()
     flagged = screened.flagged
+    if screened.best is not None:        # decoder screening already scored the flagged clauses: reuse, do not recompute
+        out, log = [], []
+        for b, r in enumerate(records):
+            ci = flagged[b]
+            if ci < 0: out.append(r); continue
+            _, f, kw, best, m, lo, lb = next(x for x in screened.clauses[b] if x[0] == ci)
+            if m < cfg.correct_margin: out.append(r); continue
+            out.append(HCoT(r.chip_id, r.variant, r.clauses[:ci] + [r.clauses[ci].with_keyword(best)] + r.clauses[ci + 1:], r.backend, r.l5))
+            log.append(Correction(r.chip_id, r.variant, ci, f, "corrected", kw, best, 0.0, 0.0, lo, lb))
+        return out, log
     scores = keyword_scores(model, image_embeds, records, flagged, tok)
     out, log = [], []
     for b, r in enumerate(records):
