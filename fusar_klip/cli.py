@@ -280,19 +280,19 @@ def cmd_demo(args) -> dict:
     ann = annotate_corpus(out / "chips", out / "hcot", out / "scenes", variants=3)
     t3 = time.time()
     png = preview(out / "chips", out / "preview.png")
-    trained = None
+    trained, run = None, out / "bench" / "klip_s0"   # the report's FUSAR-KLIP for seed 0
     if args.train_steps > 0:
         from fusar_klip.train import TrainConfig, train, plot_run
         # SCIO is trained on a copy of the corpus with 30% of its clauses corrupted, so that its screening and
         # proofreading can be scored against the truth.
         annotate_corpus(out / "chips", out / "hcot_noisy", out / "scenes", variants=1, noise=0.3)
-        tcfg = TrainConfig(data=str(out), corpus=str(out / "hcot_noisy"), out=str(out / "bench" / "klip_s0"), mode="klip",
+        tcfg = TrainConfig(data=str(out), corpus=str(out / "hcot_noisy"), out=str(run), mode="klip",
                            layers=2, steps=args.train_steps, batch_size=16, max_len=180, queue_size=1024, log_every=10,
                            ckpt_every=50, scio=dict(rounds=2, max_variants=3, itm_margin=0.0, top_fraction=0.3,
                                                      screen="decoder", decoder_margin=1.0, min_agreement=0.5,
                                                      corpus_variants=6))
         trained = train(tcfg)
-        plot_run(out / "bench" / "klip_s0", out / "training.png")
+        plot_run(run, out / "training.png")
     t4 = time.time()
     summary = dict(world=args.world, scale=args.scale, scenes=len(index), cities=len({e["city"] for e in index}),
                    chips=st.chips, chips_written=st.written, chips_skipped_nodata=st.skipped_nodata,
@@ -303,11 +303,11 @@ def cmd_demo(args) -> dict:
                                mtld=ann["stats"]["mtld"], clauses_per_caption=ann["stats"]["clauses_per_caption"]),
                    outputs=dict(scenes=str(out / "scenes"), manifest=str(out / "chips" / "manifest.parquet"),
                                 facts=str(out / "chips" / "facts.parquet"), corpus=str(out / "hcot" / "corpus.parquet"),
-                                preview=str(png), model=str(out / "bench" / "klip_s0" / "model") if trained else None,
+                                preview=str(png), model=str(run / "model") if trained else None,
                                 training=str(out / "training.png") if trained else None))
     if trained:
         import pandas as pd
-        sc = pd.read_json(out / "bench" / "klip_s0" / "scio.jsonl", lines=True)
+        sc = pd.read_json(run / "scio.jsonl", lines=True)
         summary["scio"] = sc.to_dict("records")
     write_json_atomic(out / "summary.json", summary)
     print(f"demo: {summary['scenes']} scenes over {summary['cities']} cities -> {st.chips} chips "
@@ -316,7 +316,7 @@ def cmd_demo(args) -> dict:
           f"  scenes:   {out / 'scenes'}/\n  manifest: {out / 'chips' / 'manifest.parquet'}\n"
           f"  facts:    {out / 'chips' / 'facts.parquet'}\n  corpus:   {out / 'hcot' / 'corpus.parquet'}\n"
           f"  preview:  {png}\n  summary:  {out / 'summary.json'}"
-          + (f"\n  model:    {out / 'runs' / 'klip' / 'model'} (SCIO, {trained['steps']} steps)\n"
+          + (f"\n  model:    {run / 'model'} (SCIO, {trained['steps']} steps)\n"
              f"  curves:   {out / 'training.png'}" if trained else ""))
     return summary
 
@@ -344,14 +344,10 @@ def cmd_eval(args) -> "pd.DataFrame":
     df = pd.concat(dfs, ignore_index=True)
     ev.save_results(df, args.out)
     table = ev.summary_table(df)
-    write_text_atomic(args.out / "summary.md", table.to_markdown() + "\n" if _has_tabulate() else table.to_string() + "\n")
+    write_text_atomic(args.out / "summary.md", ev.markdown_table(table))
     print(table.to_string())
     print(f"evaluated {len(specs)} model(s) on {len(set(df.task))} task(s) in {time.time() - t0:.0f}s -> {args.out}/results.csv")
     return df
-
-def _has_tabulate() -> bool:
-    try: import tabulate; return True
-    except ImportError: return False
 
 COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, annotate=cmd_annotate, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
 

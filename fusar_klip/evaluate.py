@@ -28,7 +28,7 @@ __all__ = ['EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'TASKS', 'NEEDS
            'task_segmentation', 'task_targets', 'detect_on_patches', 'task_detection', 'amplitude_to_db',
            'read_class_folders', 'ClassFolderSet', 'load_class_folders', 'task_mstar', 'read_voc', 'read_coco',
            'BoxSet', 'load_boxes', 'task_boxes', 'HFEncoder', 'OpenClipEncoder', 'load_encoder', 'resolve_tasks',
-           'git_commit', 'evaluate', 'save_results', 'read_results', 'summary_table', 'plot_results']
+           'git_commit', 'evaluate', 'save_results', 'read_results', 'summary_table', 'markdown_table', 'plot_results']
 
 # %% ../nbs/09_evaluate.ipynb #260e4906
 def _read_codes(path) -> np.ndarray:
@@ -538,19 +538,24 @@ def task_segmentation(ctx, max_train_patches:int=20000) -> list:
     return _rows("segmentation", "world", HELD_OUT, {"mIoU": m, "pixel_acc": 100.0 * float((gt == full)[v].mean())},
                  protocol="probe", n=len(te))
 
-def _centre_cells(boxes, patch:int, h:int, w:int) -> tuple:
-    cy = np.clip(((boxes.y0 + boxes.y1) / 2 // patch).astype(int), 0, h - 1)
-    cx = np.clip(((boxes.x0 + boxes.x1) / 2 // patch).astype(int), 0, w - 1)
+def _centre_cells(boxes, ph:float, pw:float, h:int, w:int) -> tuple:
+    "Patch-grid (row, column) of each box centre, for patches of ph x pw pixels on an h x w grid."
+    cy = np.clip(((boxes.y0 + boxes.y1) / 2 / ph).astype(int), 0, h - 1)
+    cx = np.clip(((boxes.x0 + boxes.x1) / 2 / pw).astype(int), 0, w - 1)
     return np.array(cy, dtype=np.int64), np.array(cx, dtype=np.int64)
+
+def _tokens_at(P:torch.Tensor, chip, gy, gx) -> np.ndarray:
+    "The patch tokens P[chip, gy, gx] (index arrays of any kind) as a numpy array."
+    return P[tuple(torch.tensor(np.asarray(v, dtype=np.int64).tolist()) for v in (chip, gy, gx))].numpy()
 
 def task_targets(ctx) -> list:
     "Target classification (ship / vehicle / aircraft): a linear probe on the patch token under each target's centre."
     W = ctx.need_world("targets")
-    P = ctx.feats()["patches"]; N, h, w, C = P.shape; patch = W.images.shape[-1] // w
+    P = ctx.feats()["patches"]; N, h, w, C = P.shape
     bx = W.boxes
     if not len(bx): return []
-    cy, cx = _centre_cells(bx, patch, h, w)
-    X = P[torch.tensor(bx.chip.tolist(), dtype=torch.long), torch.tensor(cy.tolist()), torch.tensor(cx.tolist())].numpy()
+    cy, cx = _centre_cells(bx, W.images.shape[-2] / h, W.images.shape[-1] / w, h, w)
+    X = _tokens_at(P, bx.chip, cy, cx)
     sp = W.split[bx.chip.to_numpy()]
     a, b = sp == "train", np.isin(sp, EVAL_SPLITS)
     if not a.any() or not b.any(): return []
@@ -566,7 +571,7 @@ def detect_on_patches(P:torch.Tensor, boxes, split:np.ndarray, image_size:tuple,
     import pandas as pd
     N, h, w, C = P.shape; H, W_ = image_size; ph, pw = H / h, W_ / w
     b = boxes.copy()
-    b["gy"] = np.clip(((b.y0 + b.y1) / 2 / ph).astype(int), 0, h - 1); b["gx"] = np.clip(((b.x0 + b.x1) / 2 / pw).astype(int), 0, w - 1)
+    b["gy"], b["gx"] = _centre_cells(b, ph, pw, h, w)
     b["area"] = (b.x1 - b.x0) * (b.y1 - b.y0)
     cell = b.sort_values("area").drop_duplicates(["chip", "gy", "gx"], keep="last")   # the largest target per patch
     lab = np.full((N, h, w), "background", dtype=object)
@@ -580,8 +585,7 @@ def detect_on_patches(P:torch.Tensor, boxes, split:np.ndarray, image_size:tuple,
     classes, proba = probe_proba(Xa[sel], ya[sel], P[te].reshape(-1, C).numpy(), seed=seed)
     # box regression on positive training patches
     ct = cell[np.isin(cell.chip, tr)]
-    Xr = P[torch.tensor(ct.chip.tolist(), dtype=torch.long), torch.tensor(ct.gy.tolist(), dtype=torch.long),
-           torch.tensor(ct.gx.tolist(), dtype=torch.long)].numpy()
+    Xr = _tokens_at(P, ct.chip, ct.gy, ct.gx)
     yr = np.stack([(ct.x0 + ct.x1) / 2 / pw - ct.gx - 0.5, (ct.y0 + ct.y1) / 2 / ph - ct.gy - 0.5,
                    np.log(ct.x1 - ct.x0), np.log(ct.y1 - ct.y0)], 1)
     Xq = P[te].reshape(-1, C).numpy()
@@ -1033,6 +1037,13 @@ def summary_table(df, digits:int=1):
     t = pd.Series(txt, index=m.index).unstack("model")
     order = list(dict.fromkeys(df.model))
     return t[[c for c in order if c in t.columns]].fillna("–")
+
+def markdown_table(t) -> str:
+    "A `summary_table` as a Markdown table (no extra dependency)."
+    cols = list(t.index.names) + list(t.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in t.iterrows(): lines.append("| " + " | ".join(list(idx) + list(row)) + " |")
+    return "\n".join(lines) + "\n"
 
 def plot_results(df, out_dir) -> list:
     "A bar chart per task (metrics x models, error bars = std over seeds), saved as PNG; returns the paths."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json, math, random, re
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +19,9 @@ from .hcot import FIELD, HCoT, Clause, PLURAL
 from .geo import SARInputError
 
 # %% auto #0
-__all__ = ['ScioConfig', 'leave_one_out', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates', 'keyword_scores',
-           'screen_decoder', 'Correction', 'proofread', 'OracleDecoder', 'clean_records', 'wrong_clauses', 'error_rate',
-           'score_round', 'proofread_corpus', 'write_version', 'read_version']
+__all__ = ['ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
+           'keyword_scores', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder', 'clean_records',
+           'wrong_clauses', 'error_rate', 'score_round', 'proofread_corpus', 'write_version', 'read_version']
 
 # %% ../nbs/07_scio.ipynb #bbb571f0
 @dataclass
@@ -67,6 +68,16 @@ def leave_one_out(records:list, max_variants:int=0, min_clauses:int=3, rng:rando
             owner.append(b); left.append(i)
     return out, owner, left
 
+class ClauseScore(NamedTuple):
+    "The decoder's view of one clause: its best keyword and how much better than the current one it scores."
+    clause: int
+    field: str
+    keyword: str
+    best: str
+    margin: float # logp(best) - logp(keyword), in nats
+    logp_old: float|None
+    logp_best: float
+
 @dataclass
 class ScreenResult:
     "Per caption: the flagged clause (-1 if none) and the score gains of its variant."
@@ -75,7 +86,7 @@ class ScreenResult:
     d_sim: list # similarity gain of the chosen variant
     p_orig: list # ITM match probability of the original caption
     best: list|None = None # 'decoder' screening: the decoder's keyword for the flagged clause
-    clauses: list|None = None # 'decoder' screening: per caption, (clause, field, keyword, best, margin, logp_old, logp_best) of every clause scored
+    clauses: list|None = None # 'decoder' screening: per caption, a ClauseScore for every clause scored
 
 @torch.no_grad()
 def screen(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig, max_len:int=180,
@@ -208,7 +219,7 @@ def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:Scio
         best = max(s, key=s.get)
         old = s.get(c.keyword, -math.inf)
         m = s[best] - old if math.isfinite(old) else math.inf
-        info[b].append((i, c.field, c.keyword, best, m, old if math.isfinite(old) else None, s[best]))
+        info[b].append(ClauseScore(i, c.field, c.keyword, best, m, old if math.isfinite(old) else None, s[best]))
         if best != c.keyword and m >= cfg.decoder_margin and m > margins[b]:
             flagged[b], best_kw[b], margins[b] = i, best, m
     return ScreenResult(flagged, [0.0] * B, [0.0] * B, [float("nan")] * B, best_kw, info)
@@ -228,6 +239,15 @@ class Correction:
     logp_old: float|None
     logp_new: float|None
 
+def _with_keyword(r:HCoT, ci:int, keyword:str) -> HCoT:
+    "The record with clause `ci`'s keyword replaced."
+    return HCoT(r.chip_id, r.variant, r.clauses[:ci] + [r.clauses[ci].with_keyword(keyword)] + r.clauses[ci + 1:], r.backend, r.l5)
+
+def _apply_score(r:HCoT, cs:ClauseScore) -> tuple:
+    "(corrected record, its Correction) from a decoder-screening score."
+    return (_with_keyword(r, cs.clause, cs.best),
+            Correction(r.chip_id, r.variant, cs.clause, cs.field, "corrected", cs.keyword, cs.best, 0.0, 0.0, cs.logp_old, cs.logp_best))
+
 def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg:ScioConfig|None=None) -> tuple:
     "Correct (or drop) each flagged clause; return (new records, list of Correction)."
     cfg = cfg or ScioConfig()
@@ -235,12 +255,9 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
     if screened.best is not None:        # decoder screening already scored the flagged clauses: reuse, do not recompute
         out, log = [], []
         for b, r in enumerate(records):
-            ci = flagged[b]
-            if ci < 0: out.append(r); continue
-            _, f, kw, best, m, lo, lb = next(x for x in screened.clauses[b] if x[0] == ci)
-            if m < cfg.correct_margin: out.append(r); continue
-            out.append(HCoT(r.chip_id, r.variant, r.clauses[:ci] + [r.clauses[ci].with_keyword(best)] + r.clauses[ci + 1:], r.backend, r.l5))
-            log.append(Correction(r.chip_id, r.variant, ci, f, "corrected", kw, best, 0.0, 0.0, lo, lb))
+            cs = next((x for x in screened.clauses[b] if x.clause == flagged[b]), None)
+            if cs is None or cs.margin < cfg.correct_margin: out.append(r); continue
+            new, corr = _apply_score(r, cs); out.append(new); log.append(corr)
         return out, log
     scores = keyword_scores(model, image_embeds, records, flagged, tok)
     out, log = [], []
@@ -260,7 +277,7 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
             log.append(Correction(**base, action="dropped", new=None, logp_new=None))
         elif sc[best] - old_lp < cfg.correct_margin: out.append(r)        # not sure enough: leave the clause
         else:
-            out.append(HCoT(r.chip_id, r.variant, r.clauses[:ci] + [c.with_keyword(best)] + r.clauses[ci + 1:], r.backend, r.l5))
+            out.append(_with_keyword(r, ci, best))
             log.append(Correction(**base, action="corrected", new=best, logp_new=sc[best]))
     return out, log
 
@@ -363,17 +380,16 @@ def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, prog
     model.train(was)
     agree = {}
     for inf in infos:
-        for _, f, kw, best, *_ in inf:
-            a = agree.setdefault(f, [0, 0]); a[0] += best == kw; a[1] += 1
+        for cs in inf:
+            a = agree.setdefault(cs.field, [0, 0]); a[0] += cs.best == cs.keyword; a[1] += 1
     ok = {f for f, (k, n) in agree.items() if k / n >= cfg.min_agreement}
     new, audit, flagged = [], [], []
     for r, inf in zip(dataset.records, infos):
-        cand = [x for x in inf if x[1] in ok and x[3] != x[2] and x[4] >= cfg.decoder_margin]
+        cand = [x for x in inf if x.field in ok and x.best != x.keyword and x.margin >= cfg.decoder_margin]
         if not cand: new.append(r); flagged.append(-1); continue
-        i, f, kw, best, m, lo, lb = max(cand, key=lambda x: x[4])
-        new.append(HCoT(r.chip_id, r.variant, r.clauses[:i] + [r.clauses[i].with_keyword(best)] + r.clauses[i + 1:], r.backend, r.l5))
-        audit.append(Correction(r.chip_id, r.variant, i, f, "corrected", kw, best, 0.0, 0.0, lo, lb))
-        flagged.append(i)
+        cs = max(cand, key=lambda x: x.margin)
+        rec, corr = _apply_score(r, cs)
+        new.append(rec); audit.append(corr); flagged.append(cs.clause)
     if stats is not None:
         stats["field_agreement"] = {f: round(k / n, 3) for f, (k, n) in sorted(agree.items())}
         stats["fields_corrected"] = sorted(ok)
