@@ -22,6 +22,7 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--corpus", type=int, default=512, help="captions in the timed end-of-round corpus pass")
     a = ap.parse_args()
     from fusar_klip.data import ChipCaptionDataset, Collate, encode_captions, load_tokenizer
     from fusar_klip.hcot import read_corpus, annotate_corpus
@@ -79,6 +80,18 @@ def main():
     print(f"tiny, {cfg.vision_layers}+{cfg.text_layers} layers, batch {a.batch}, {a.device}, {a.steps} steps (median):")
     for k, v in res.items():
         print(f"  phase {k:10s} {v:6.2f} s/step   {v / res['A']:.2f}x phase A")
+    # the end-of-round pass: screen and proofread every caption of the corpus (what `train` does between rounds)
+    from fusar_klip.scio import proofread_corpus
+    n = min(a.corpus, len(ds.records))
+    ds.records = ds.records[:n]
+    full = ScioConfig(screen="decoder", decoder_margin=1.0, corpus_variants=6)
+    ts = []
+    for _ in range(3):
+        t = time.perf_counter()
+        proofread_corpus(model, ds, tok, full, a.batch * 2, 180, 0, dev, progress=False)
+        ts.append(time.perf_counter() - t)
+    print(f"  corpus pass (decoder, 6 clauses per caption, {n} captions): {statistics.median(ts) / n * 1e3:.1f} ms/caption "
+          f"(median of 3)")
 
 
 if __name__ == "__main__":

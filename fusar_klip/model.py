@@ -200,12 +200,15 @@ class KlipModel(nn.Module):
         return self.itm_logits(self.image_embeds(image), input_ids, attention_mask).softmax(-1)[:, 1]
 
     # ---- decoding
-    def decoder_logits(self, image_embeds, input_ids, attention_mask) -> torch.Tensor:
-        "Causal decoder logits (B, L, vocab): position t predicts token t + 1."
+    def decoder_logits(self, image_embeds, input_ids, attention_mask,
+                       position_ids=None, # (B, L) positions, for packed sequences; default 0..L-1
+                      ) -> torch.Tensor:
+        """Causal decoder logits (B, L, vocab): position t predicts token t + 1. `attention_mask` is (B, L) padding, or
+        an additive (B, 1, L, L) mask that replaces the causal one (packed sequences)."""
         ids = input_ids.clone(); ids[:, 0] = self.tokenizer.dec_token_id if self.tokenizer is not None else ids[:, 0]
         att = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
-        return self.text_decoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
-                                 encoder_attention_mask=att).logits
+        return self.text_decoder(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids,
+                                 encoder_hidden_states=image_embeds, encoder_attention_mask=att).logits
 
     @torch.no_grad()
     def generate(self, image:torch.Tensor, max_len:int=60) -> list:

@@ -20,8 +20,9 @@ from .geo import SARInputError
 
 # %% auto #0
 __all__ = ['ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
-           'keyword_scores', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder', 'clean_records',
-           'wrong_clauses', 'error_rate', 'score_round', 'proofread_corpus', 'write_version', 'read_version']
+           'clause_keyword_scores', 'keyword_scores', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder',
+           'clean_records', 'wrong_clauses', 'error_rate', 'score_round', 'proofread_corpus', 'write_version',
+           'read_version']
 
 # %% ../nbs/07_scio.ipynb #bbb571f0
 @dataclass
@@ -161,41 +162,92 @@ def field_candidates(field_name:str) -> list:
         return ["none"] + [f"{a} and {b}" for a in LANDCOVER_NAMES for b in LANDCOVER_NAMES if a != b]
     return []
 
+def _token_ids(tok, texts:list, cache:dict) -> list:
+    "Token ids of each text (no special tokens), tokenised in one batch and cached."
+    todo = sorted({t for t in texts if t not in cache})
+    if todo: cache.update(zip(todo, tok(todo, add_special_tokens=False)["input_ids"]))
+    return [cache[t] for t in texts]
+
 @torch.no_grad()
-def keyword_scores(model, image_embeds, records:list, clause_idx:list, tok, candidates:list|None=None,
-                   chunk:int=512) -> list:
-    """Decoder log-likelihood of each candidate keyword in each caption's clause, with the keyword masked.
-    The decoder is causal, so a keyword's likelihood depends only on the text before it: one sequence per
-    (caption, candidate length in tokens) scores every candidate of that length at once."""
-    seqs, owners, groups = [], [], []
-    for b, (r, ci) in enumerate(zip(records, clause_idx)):
-        if ci < 0: continue
-        c = r.clauses[ci]
-        off = sum(len(x.text) + 1 for x in r.clauses[:ci])
-        pre = tok(r.caption[:off + c.start], add_special_tokens=False)["input_ids"]
-        by_len = {}
-        for k in (candidates[b] if candidates else field_candidates(c.field)):
-            kid = tok(k, add_special_tokens=False)["input_ids"]
-            if kid: by_len.setdefault(len(kid), []).append((k, kid))
-        for n, cands in by_len.items():
-            seqs.append([tok.cls_token_id] + pre + [tok.mask_token_id] * n); owners.append(b); groups.append((len(pre), cands))
-    scores = [dict() for _ in records]
-    dev = image_embeds.device
-    for s in range(0, len(seqs), chunk):
-        part = seqs[s:s + chunk]
-        L = max(len(x) for x in part)
-        ids = torch.full((len(part), L), tok.pad_token_id, dtype=torch.long)
-        for i, x in enumerate(part): ids[i, :len(x)] = torch.tensor(x)
-        att = (ids != tok.pad_token_id).long()
-        own = torch.tensor(owners[s:s + chunk], device=dev)
-        logp = model.decoder_logits(image_embeds[own], ids.to(dev), att.to(dev)).float().log_softmax(-1)
-        for i in range(len(part)):
-            p, cands = groups[s + i]                  # position p predicts the keyword's first token
-            kids = torch.tensor([kid for _, kid in cands], device=dev)                   # (candidates, n)
-            n = kids.shape[1]
-            lp = logp[i, p:p + n][torch.arange(n, device=dev)[None], kids].sum(-1)     # (candidates,)
-            for (k, _), v in zip(cands, lp.tolist()): scores[owners[s + i]][k] = v
-    return scores
+def clause_keyword_scores(model, image_embeds, # (B, N, D) image tokens
+                          records:list, # B HCoT records
+                          clause_lists:list, # per record, the clauses to score
+                          tok, candidates:list|None=None, # per record and listed clause: candidates (default: the field's)
+                          max_tokens:int=8192, # packed tokens per forward
+                         ) -> list:
+    """Decoder log-likelihood of each candidate keyword in each listed clause, with the keyword masked: per record, one
+    {candidate: log-likelihood} per listed clause.
+
+    The decoder is causal, so a keyword's likelihood depends only on the text before it. Each caption becomes one packed
+    row: its own tokens, whose logits score the first token of every candidate of every clause, then one run of [MASK]
+    tokens per (clause, candidate length) for the later tokens of longer candidates. A run sees only its clause's
+    prefix and itself (a block attention mask, positions continuing the prefix), exactly as if it were its own
+    sequence. A prefix that tokenises differently from the caption's start gets a row of its own."""
+    cls, msk, cache = tok.cls_token_id, tok.mask_token_id, {}
+    rows, owner, reads = [], [], []    # rows: [ids, positions, lim, group]; reads: (record, clause#, cand, row, positions, tokens)
+    out = [[{} for _ in cl] for cl in clause_lists]
+    def new_row(b, base):
+        n = len(base) + 1
+        rows.append([[cls] + list(base), list(range(n)), list(range(n)), [-1] * n]); owner.append(b); return len(rows) - 1
+    for b, (r, cl) in enumerate(zip(records, clause_lists)):
+        if not cl: continue
+        offs = [sum(len(x.text) + 1 for x in r.clauses[:ci]) + r.clauses[ci].start for ci in cl]
+        full, *pres = _token_ids(tok, [r.caption] + [r.caption[:o] for o in offs], cache)
+        shared = [len(p) for p in pres if full[:len(p)] == p]
+        main = new_row(b, full[:max(shared)]) if shared else None
+        for j, (ci, pre) in enumerate(zip(cl, pres)):
+            ri = main if full[:len(pre)] == pre else new_row(b, pre)
+            ids, pos, lim, grp = rows[ri]
+            p = len(pre)                  # the prefix's last token ([CLS] when empty) predicts the keyword's first token
+            cands = candidates[b][j] if candidates else field_candidates(r.clauses[ci].field)
+            by_len = {}
+            for k, kid in zip(cands, _token_ids(tok, list(cands), cache)):
+                if kid: by_len.setdefault(len(kid), []).append((k, kid))
+            for n, group in by_len.items():
+                g0 = len(ids)             # this run's [MASK]s sit at g0 .. g0 + n - 2, positions p + 1 .. p + n - 1
+                ids += [msk] * (n - 1); pos += range(p + 1, p + n); lim += [p] * (n - 1); grp += [g0] * (n - 1)
+                for k, kid in group: reads.append((b, j, k, ri, [p] + list(range(g0, g0 + n - 1)), kid))
+    if not reads: return out
+    by_row = {}
+    for x in reads: by_row.setdefault(x[3], []).append(x)
+    order = sorted(by_row, key=lambda i: len(rows[i][0]))
+    dev, dt = image_embeds.device, image_embeds.dtype
+    s = 0
+    while s < len(order):
+        e = s + 1
+        while e < len(order) and (e + 1 - s) * len(rows[order[e]][0]) <= max_tokens: e += 1
+        part = order[s:e]; s = e
+        R, L = len(part), len(rows[part[-1]][0])
+        t = torch.zeros(4, R, L, dtype=torch.long); t[3] = -2                    # ids, positions, lim, group (-2: padding)
+        for i, ri in enumerate(part):
+            for f in range(4): t[f, i, :len(rows[ri][0])] = torch.tensor(rows[ri][f])
+        ids, pos, lim, grp = t.to(dev)
+        ar = torch.arange(L, device=dev)
+        ok = ((grp[:, None, :] == -1) & (ar[None, None, :] <= lim[:, :, None])) | \
+             ((grp[:, None, :] == grp[:, :, None]) & (ar[None, None, :] <= ar[None, :, None]))
+        mask = torch.zeros(R, 1, L, L, dtype=dt, device=dev).masked_fill(~ok[:, None], torch.finfo(dt).min)
+        logits = model.decoder_logits(image_embeds[torch.tensor([owner[ri] for ri in part], device=dev)], ids, mask,
+                                      position_ids=pos)
+        V = logits.shape[-1]
+        flat = logits.reshape(-1, V)
+        rr, pp, tt, cc, owners = [], [], [], [], []
+        for i, ri in enumerate(part):
+            for x in by_row[ri]:
+                rr += [i] * len(x[5]); pp += x[4]; tt += x[5]; cc += [len(owners)] * len(x[5]); owners.append(x)
+        key = torch.tensor(rr, device=dev) * L + torch.tensor(pp, device=dev)
+        uk, inv = torch.unique(key, return_inverse=True)
+        lse = flat[uk].float().logsumexp(-1)
+        val = flat[key, torch.tensor(tt, device=dev)].float() - lse[inv]
+        sc = torch.zeros(len(owners), device=dev).index_add_(0, torch.tensor(cc, device=dev), val).tolist()
+        for (b, j, k, *_), v in zip(owners, sc): out[b][j][k] = v
+    return out
+
+@torch.no_grad()
+def keyword_scores(model, image_embeds, records:list, clause_idx:list, tok, candidates:list|None=None) -> list:
+    "Decoder log-likelihood of each candidate keyword in one clause per caption (`clause_idx[b]`, -1: none), the keyword masked."
+    lists = [[ci] if ci >= 0 else [] for ci in clause_idx]
+    cands = [[candidates[b]] if ci >= 0 else [] for b, ci in enumerate(clause_idx)] if candidates else None
+    return [x[0] if x else {} for x in clause_keyword_scores(model, image_embeds, records, lists, tok, cands)]
 
 @torch.no_grad()
 def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig,
@@ -204,16 +256,15 @@ def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:Scio
     given), let the decoder score the field's candidates, and flag the clause whose best alternative beats its current
     keyword by the largest margin -- if that margin reaches `decoder_margin`."""
     B = len(records)
-    pairs = []
+    lists = []
     for b, r in enumerate(records):
         idx = [i for i, c in enumerate(r.clauses) if field_candidates(c.field) and (fields is None or c.field in fields)]
         if len(r.clauses) < cfg.min_clauses: idx = []
         if cfg.max_variants and len(idx) > cfg.max_variants: idx = sorted((rng or random.Random(0)).sample(idx, cfg.max_variants))
-        pairs += [(b, i) for i in idx]
-    sc = keyword_scores(model, image_embeds[torch.tensor([b for b, _ in pairs], dtype=torch.long)] if pairs else image_embeds[:0],
-                        [records[b] for b, _ in pairs], [i for _, i in pairs], tok)
+        lists.append(idx)
+    sc = clause_keyword_scores(model, image_embeds, records, lists, tok)
     flagged, best_kw, margins, info = [-1] * B, [None] * B, [0.0] * B, [[] for _ in range(B)]
-    for (b, i), s in zip(pairs, sc):
+    for b, i, s in ((b, i, s) for b, idx in enumerate(lists) for i, s in zip(idx, sc[b])):
         if not s: continue
         c = records[b].clauses[i]
         best = max(s, key=s.get)
@@ -286,14 +337,18 @@ class OracleDecoder(OracleScorer):
     "Test stand-in: decoder logits that put the mass on the true keyword's tokens at masked positions."
     def __init__(self, tok, truths:list, true_tokens:dict):
         super().__init__(tok, truths); self.true_tokens = true_tokens   # image index -> list of token ids to favour
-    def decoder_logits(self, emb, ids, att):
+    def decoder_logits(self, emb, ids, att, position_ids=None):
+        "Every text token predicts the true keyword's first token; the j-th [MASK] of a run predicts its (j + 1)-th."
         V = len(self.tok)
         lg = torch.zeros(*ids.shape, V)
+        pos = position_ids if position_ids is not None else torch.arange(ids.shape[1]).expand(ids.shape)
         for b in range(ids.shape[0]):
-            m = (ids[b] == self.tok.mask_token_id).nonzero().flatten().tolist()
-            want = self.true_tokens[int(emb[b, 0, 4])]
-            for j, p in enumerate(m):
-                if j < len(want): lg[b, p - 1, want[j]] = 20.0
+            want, j = self.true_tokens[int(emb[b, 0, 4])], 0
+            for p in range(ids.shape[1]):
+                if ids[b, p] != self.tok.mask_token_id: j = 0
+                elif p > 0 and ids[b, p - 1] == self.tok.mask_token_id and pos[b, p] == pos[b, p - 1] + 1: j += 1
+                else: j = 1                               # a new run of [MASK]s
+                if j < len(want): lg[b, p, want[j]] = 20.0
         return lg
 
 # %% ../nbs/07_scio.ipynb #fc3d3a95
