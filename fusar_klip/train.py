@@ -304,7 +304,7 @@ def train(cfg:TrainConfig) -> dict:
                 bar.update(); bar.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in m.items()})
             if rank == 0 and (step % cfg.log_every == 0 or step == total):
                 now = time.time()
-                rec = dict(step=step, round=rnd, phase=phase, lr=sched.get_last_lr()[0], grad_norm=gn, flagged=flagged,
+                rec = dict(step=step, epoch=epoch, round=rnd, phase=phase, lr=sched.get_last_lr()[0], grad_norm=gn, flagged=flagged,
                            **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
                            sec_per_step=(now - t_last) / len(window),
                            samples_per_s=len(window) * cfg.batch_size * world * cfg.grad_accum / (now - t_last))
@@ -364,7 +364,10 @@ def plot_run(run_dir, png=None):
     ncols = 2 if sc is None else 4
     fig, axs = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.3))
     for k in ("itc", "itm", "rec"): axs[0].plot(h.step, h[k], label=k)
-    axs[0].set_title("losses"); axs[0].set_xlabel("step"); axs[0].legend(fontsize=7)
+    if "epoch" in h:
+        for st in h.step[h.epoch.diff() > 0]: axs[0].axvline(st, color="0.5", ls=":", lw=1)
+    axs[0].set_title("losses (dotted: new epoch)" if "epoch" in h and h.epoch.nunique() > 1 else "losses")
+    axs[0].set_xlabel("step"); axs[0].legend(fontsize=7)
     if "phase" in h and h.phase.nunique() > 1:
         for _, g in h.groupby((h.phase != h.phase.shift()).cumsum()):
             axs[0].axvspan(g.step.min(), g.step.max(), alpha=0.06, color={"A": "C0", "B": "C1", "C": "C2"}[g.phase.iloc[0]])
