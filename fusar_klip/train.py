@@ -304,7 +304,7 @@ def train(cfg:TrainConfig) -> dict:
                 bar.update(); bar.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in m.items()})
             if rank == 0 and (step % cfg.log_every == 0 or step == total):
                 now = time.time()
-                rec = dict(step=step, epoch=epoch, round=rnd, phase=phase, lr=sched.get_last_lr()[0], grad_norm=gn, flagged=flagged,
+                rec = dict(step=step, epoch=epoch, steps_per_epoch=per_epoch, round=rnd, phase=phase, lr=sched.get_last_lr()[0], grad_norm=gn, flagged=flagged,
                            **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
                            sec_per_step=(now - t_last) / len(window),
                            samples_per_s=len(window) * cfg.batch_size * world * cfg.grad_accum / (now - t_last))
@@ -364,9 +364,12 @@ def plot_run(run_dir, png=None):
     ncols = 2 if sc is None else 4
     fig, axs = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.3))
     for k in ("itc", "itm", "rec"): axs[0].plot(h.step, h[k], label=k)
-    if "epoch" in h:
-        for st in h.step[h.epoch.diff() > 0]: axs[0].axvline(st, color="0.5", ls=":", lw=1)
-    axs[0].set_title("losses (dotted: new epoch)" if "epoch" in h and h.epoch.nunique() > 1 else "losses")
+    new_epochs = []
+    if "steps_per_epoch" in h:                                            # epoch k starts after step k x steps_per_epoch
+        spe = int(h.steps_per_epoch.iloc[0])
+        new_epochs = [k * spe + 0.5 for k in range(1, int(h.step.max() - 1) // spe + 1)]
+    for x in new_epochs: axs[0].axvline(x, color="0.5", ls=":", lw=1)
+    axs[0].set_title("losses (dotted: new epoch)" if new_epochs else "losses")
     axs[0].set_xlabel("step"); axs[0].legend(fontsize=7)
     if "phase" in h and h.phase.nunique() > 1:
         for _, g in h.groupby((h.phase != h.phase.shift()).cumsum()):
@@ -376,8 +379,10 @@ def plot_run(run_dir, png=None):
         audits = [pd.read_parquet(p).assign(round=int(p.stem.split("_r")[1])) for p in sorted(run.glob("audit_r*.parquet"))]
         audit = pd.concat(audits) if audits else pd.DataFrame(columns=["round", "field", "action"])
         if len(audit):
-            audit.groupby(["round", "field"]).size().unstack(fill_value=0).plot.bar(ax=axs[2], stacked=True)
-            axs[2].legend(fontsize=5, ncol=2, loc="upper left")
+            by_field = audit.groupby(["round", "field"]).size().unstack(fill_value=0)
+            by_field.plot.bar(ax=axs[2], stacked=True, rot=0, colormap="tab20")
+            axs[2].set_ylim(0, by_field.sum(1).max() * 1.7)                 # room for the legend above the bars
+            axs[2].legend(fontsize=5, ncol=3, loc="upper left")
         axs[2].set_title("SCIO corrections by field"); axs[2].set_xlabel("round")
         if "error_rate_after" in sc:
             er = [sc.error_rate_before.iloc[0]] + sc.error_rate_after.tolist()

@@ -1,0 +1,54 @@
+"""The benchmark scripts still run, at their smallest sizes. Nothing here is timed: speed is what the scripts measure
+when run by hand (see the README)."""
+import subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(script, *args) -> str:
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], capture_output=True, text=True,
+                       timeout=900, cwd=ROOT)
+    assert r.returncode == 0, f"{script} failed:\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    "A micro world with a noisy one-caption corpus (what the SCIO benchmarks read)."
+    from fusar_klip.geo import tile_scenes
+    from fusar_klip.hcot import annotate_corpus
+    from fusar_klip.synth import synth_world, tiling_inputs
+    d = tmp_path_factory.mktemp("micro")
+    synth_world(d / "scenes", "micro", progress=False)
+    tile_scenes(tiling_inputs(d / "scenes"), d / "chips", 128, progress=False)
+    annotate_corpus(d / "chips", d / "hcot_noisy", d / "scenes", variants=1, noise=0.3, progress=False)
+    return d
+
+
+def test_bench_scio(micro):
+    out = bench("bench_scio.py", "--data", micro, "--layers", 1, "--batch", 4, "--steps", 1, "--warmup", 0, "--corpus", 8)
+    for line in ("phase A", "phase B itm", "phase C decoder", "corpus pass"): assert line in out, out
+
+
+def test_itc_positives(micro):
+    out = bench("itc_positives.py", "--data", micro, "--corpus", micro / "hcot_noisy", "--steps", 3, "--layers", 1,
+                "--batch", 4, "--queue", 16, "--window", 1)
+    assert "steps per epoch" in out and len([l for l in out.splitlines() if l.strip().startswith(("1-", "2-", "3-"))]) == 3, out
+
+
+def test_bench_annotate(micro):
+    out = bench("bench_annotate.py", "--chips", micro / "chips", "--world", micro / "scenes", "--n", 5, "--repeats", 1)
+    assert "end to end" in out and "rendering" in out, out
+
+
+def test_bench_model():
+    out = bench("bench_model.py", "--batch", 2, "--text-len", 16, "--steps", 1, "--warmup", 0, "--no-anchor")
+    assert out.strip(), out
+
+
+def test_bench_tiling():
+    out = bench("bench_tiling.py", "--sizes", 256, "--repeats", 1, "--methods", "window")
+    assert out.strip(), out
