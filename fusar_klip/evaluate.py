@@ -1022,7 +1022,8 @@ def read_results(path):
     import pandas as pd
     p = check_exists(path)
     p = p / "results.csv" if p.is_dir() else p
-    df = pd.read_csv(check_exists(p), keep_default_na=True)
+    text = {c: str for c in ("task", "dataset", "split", "protocol", "metric", "model", "commit")}
+    df = pd.read_csv(check_exists(p), keep_default_na=True, dtype=text)   # a commit like 6e49011 is not a number
     miss = [c for c in RESULT_COLUMNS if c not in df.columns]
     if miss: raise SARInputError(p, f"not a results table: missing columns {', '.join(miss)}", f"expected {', '.join(RESULT_COLUMNS)}")
     df["protocol"] = df["protocol"].fillna("")
