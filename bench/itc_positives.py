@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--out", default="", help="also write the per-step records to this JSON file")
     a = ap.parse_args()
     import fusar_klip.losses as L
-    from fusar_klip.train import TrainConfig, train
+    from fusar_klip.train import TrainConfig, read_metrics, train
     rows, itc = [], L.itc_loss
 
     def recorded(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue=None, text_queue=None,
@@ -45,10 +45,8 @@ def main():
                           steps=a.steps, batch_size=a.batch, queue_size=a.queue, ckpt_every=10**9, progress=False,
                           tensorboard=False)
         train(cfg)
-    from fusar_klip.data import ChipCaptionDataset
-    ds = ChipCaptionDataset(Path(a.data) / "chips", a.corpus or Path(a.data) / "hcot", split="train")
-    per_epoch = len(ds) // a.batch
-    print(f"{len(ds)} training captions, batch {a.batch}: {per_epoch} steps per epoch; queue {a.queue}")
+        per_epoch = int(read_metrics(cfg.out).steps_per_epoch.iloc[0])      # the run logs its epoch length
+    print(f"batch {a.batch}: {per_epoch} steps per epoch; queue {a.queue}")
     print(f"{'steps':>11s} {'ITC':>6s} {'hard':>6s} {'positives':>9s}")
     for i in range(0, len(rows), a.window):
         w = rows[i:i + a.window]

@@ -191,8 +191,8 @@ def clause_keyword_scores(model, image_embeds, # (B, N, D) image tokens
         rows.append([[cls] + list(base), list(range(n)), list(range(n)), [-1] * n]); owner.append(b); return len(rows) - 1
     for b, (r, cl) in enumerate(zip(records, clause_lists)):
         if not cl: continue
-        offs = [sum(len(x.text) + 1 for x in r.clauses[:ci]) + r.clauses[ci].start for ci in cl]
-        full, *pres = _token_ids(tok, [r.caption] + [r.caption[:o] for o in offs], cache)
+        spans = r.spans()                 # (field, start, end, keyword) in caption coordinates
+        full, *pres = _token_ids(tok, [r.caption] + [r.caption[:spans[ci][1]] for ci in cl], cache)
         shared = [len(p) for p in pres if full[:len(p)] == p]
         main = new_row(b, full[:max(shared)]) if shared else None
         for j, (ci, pre) in enumerate(zip(cl, pres)):
