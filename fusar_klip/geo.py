@@ -23,12 +23,13 @@ os.environ.setdefault("GDAL_CACHEMAX", "64")
 os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 
 # %% auto #0
-__all__ = ['CALIBRATIONS', 'SIM_LANDCOVER', 'WORLDCOVER', 'SARInputError', 'SARFileNotFoundError', 'check_exists', 'atomic_path',
-           'remove_stale_temps', 'write_text_atomic', 'write_json_atomic', 'RasterInfo', 'inspect_raster', 'open_sar',
-           'write_raster', 'lin_to_db', 'db_to_lin', 's1_sigma0', 'open_s1_sigma0', 'gf3_calibration', 'gf3_sigma0_db',
-           'calibrate', 'center_crop', 'read_display_chip', 'chip_windows', 'SceneChips', 'TileStats', 'chip_name',
-           'tile_scene', 'rows_to_manifest', 'write_manifest', 'read_manifest', 'tile_scenes', 'show_chip',
-           'show_chip_file', 'shared_data_dir']
+__all__ = ['CALIBRATIONS', 'MANIFEST_COLUMNS', 'SIM_LANDCOVER', 'WORLDCOVER', 'SARInputError', 'SARFileNotFoundError',
+           'check_exists', 'inside', 'safe_id', 'atomic_path', 'remove_stale_temps', 'write_text_atomic',
+           'write_json_atomic', 'check_writable', 'RasterInfo', 'inspect_raster', 'open_sar', 'write_raster',
+           'lin_to_db', 'db_to_lin', 's1_sigma0', 'open_s1_sigma0', 'gf3_calibration', 'gf3_sigma0_db', 'calibrate',
+           'center_crop', 'read_display_chip', 'chip_windows', 'check_backscatter', 'SceneChips', 'TileStats',
+           'chip_ok', 'chip_name', 'tile_scene', 'rows_to_manifest', 'write_manifest', 'read_manifest', 'scene_ids',
+           'tile_scenes', 'show_chip', 'show_chip_file', 'shared_data_dir']
 
 # %% ../nbs/00_geo.ipynb #3427f434
 class SARInputError(ValueError):
@@ -48,6 +49,38 @@ def check_exists(path) -> Path:
     path = Path(path)
     if not path.exists(): raise SARFileNotFoundError(path, "file not found", "check the path or run `fusar-klip synth` first")
     return path
+
+# %% ../nbs/00_geo.ipynb #d33463c6
+def inside(base, # the folder the path must stay in
+           rel, # a path read from a file (relative to `base`)
+           source, # the file `rel` was read from (named in the error)
+           what:str="path", # what `rel` is, for the message (e.g. "manifest column 'path'")
+          ) -> Path:
+    "`base / rel`, refusing absolute paths and `..` that would leave `base`."
+    s = str(rel)
+    parts = Path(s.replace("\\", "/")).parts
+    if not s or "\x00" in s or Path(s).is_absolute() or s.startswith(("/", "\\")) or (parts and ":" in parts[0]):
+        raise SARInputError(source, f"{what} {s!r} is not a relative path inside {base}",
+                            "paths in this file must be relative to its folder")
+    depth = 0
+    for p in parts:
+        depth += -1 if p == ".." else (0 if p == "." else 1)
+        if depth < 0:
+            raise SARInputError(source, f"{what} {s!r} leaves the folder {base}",
+                                "paths in this file must stay inside its folder; remove the '..'")
+    return Path(base) / s
+
+_ID_BAD = re.compile(r"[/\\\x00-\x1f]")
+
+def safe_id(value, # an id that becomes a file or folder name (scene id, chip id)
+            source, # the file (or option) it came from, named in the error
+            what:str="id") -> str:
+    "`value` as a string, refusing anything that is not a plain file name (separators, '..', control characters)."
+    s = str(value)
+    if not s or s in (".", "..") or s.startswith(".") or _ID_BAD.search(s) or len(s) > 200:
+        raise SARInputError(source, f"{what} {s!r} cannot be used as a file name",
+                            "use letters, digits, '-', '_' and '.', without '/', '\\\\' or a leading '.'")
+    return s
 
 # %% ../nbs/00_geo.ipynb #f00a7c04
 @contextlib.contextmanager
@@ -86,6 +119,23 @@ def write_text_atomic(path, text:str) -> Path:
 def write_json_atomic(path, obj) -> Path:
     "Write `obj` as indented JSON to `path` atomically."
     return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+# %% ../nbs/00_geo.ipynb #b54beae2
+def check_writable(folder, # an output folder (created if missing)
+                   option:str="--out", # the option or config key it came from, named in the error
+                  ) -> Path:
+    "Create `folder` if needed and check a file can be written in it; raise `SARInputError` naming `option` if not."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SARInputError(folder, f"{option} is a file, not a folder", "choose a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test.tmp{os.getpid()}"
+        probe.write_bytes(b""); probe.unlink()
+    except OSError as err:
+        raise SARInputError(folder, f"{option} cannot be written ({err.strerror or err})",
+                            "choose a folder you can write to, or fix its permissions") from None
+    return folder
 
 # %% ../nbs/00_geo.ipynb #72a7e384
 @dataclass
@@ -293,6 +343,23 @@ def chip_windows(height:int, width:int, # scene size in pixels
         return offs
     return [(r, c) for r in axis(height) for c in axis(width)]
 
+# %% ../nbs/00_geo.ipynb #59ba3792
+def check_backscatter(info:RasterInfo) -> RasterInfo:
+    "Refuse rasters that are not calibrated backscatter (complex, integer, RGB pictures, land cover); return `info`."
+    dt = np.dtype(info.dtype)
+    if np.issubdtype(dt, np.complexfloating) or info.dtype.startswith("c"):
+        raise SARInputError(info.path, f"holds complex values ({info.dtype}), a single-look complex (SLC) product",
+                            "calibrate to sigma0 and take the amplitude in dB first (geo.calibrate / gf3_sigma0_db)")
+    if info.radiometry == "landcover":
+        raise SARInputError(info.path, "is a land-cover layer, not SAR backscatter", "pass it as --landcover instead")
+    if np.issubdtype(dt, np.integer) or dt == np.bool_:
+        what = ("an RGB picture" if info.count == 3 and dt == np.uint8 else
+                "an 8-bit display image" if dt == np.uint8 else "digital numbers (DN)")
+        raise SARInputError(info.path, f"holds {info.count} band(s) of {info.dtype}, which looks like {what}, "
+                            "not calibrated backscatter", "convert to float32 sigma0 in dB first (geo.calibrate); "
+                            "8-bit target chips such as MSTAR are read with read_display_chip instead")
+    return info
+
 # %% ../nbs/00_geo.ipynb #35c31e5c
 class SceneChips:
     "Map-style dataset of the chip windows of one scene, read lazily by window."
@@ -304,7 +371,7 @@ class SceneChips:
                  nonfinite:str="error", # NaN/inf that are not the nodata value: 'error' or 'nodata'
                 ):
         if nonfinite not in ("error", "nodata"): raise ValueError(f"nonfinite must be 'error' or 'nodata', not {nonfinite!r}")
-        self.info = inspect_raster(path, bands)
+        self.info = check_backscatter(inspect_raster(path, bands))
         self.path, self.size, self.nonfinite = self.info.path, size, nonfinite
         self.windows = chip_windows(self.info.height, self.info.width, size, stride, self.path)
         self._src = None
@@ -349,17 +416,23 @@ class SceneChips:
                     transform=rasterio.windows.transform(win, self.info.transform),
                     bounds=rasterio.windows.bounds(win, self.info.transform), band_names=self.info.band_names)
 
+    def _read(self, win:Window) -> np.ndarray:
+        try: return self._open().read(window=win, out_dtype="float32")
+        except rasterio.errors.RasterioError as err:     # a truncated or corrupt data block
+            raise SARInputError(self.path, f"cannot read rows {win.row_off}-{win.row_off + win.height - 1} "
+                                f"({str(err).strip()[:160]})", "the file is truncated or corrupt: copy it again") from None
+
     def __getitem__(self, i:int) -> dict:
         "Random access: read one chip window."
         r, c = self.windows[i]
-        return self._sample(self._open().read(window=self.window(i), out_dtype="float32"), r, c)
+        return self._sample(self._read(self.window(i)), r, c)
 
     def __iter__(self):
         "Sequential access: read one strip of `size` rows at a time and cut its chips (memory: one strip)."
-        src, cur, strip = self._open(), None, None
+        cur, strip = None, None
         for r, c in self.windows:
             if r != cur:
-                cur, strip = r, src.read(window=Window(0, r, self.info.width, self.size), out_dtype="float32")
+                cur, strip = r, self._read(Window(0, r, self.info.width, self.size))
             yield self._sample(np.ascontiguousarray(strip[:, :, c:c + self.size]), r, c)
 
 # %% ../nbs/00_geo.ipynb #2efc255b
@@ -369,12 +442,25 @@ class TileStats:
     written: int = 0
     existing: int = 0
     skipped_nodata: int = 0
+    repaired: int = 0 # kept chips that failed verification on resume and were written again (counted in `written`)
 
     @property
     def chips(self): return self.written + self.existing
 
     def __add__(self, o): return TileStats(self.written + o.written, self.existing + o.existing,
-                                           self.skipped_nodata + o.skipped_nodata)
+                                           self.skipped_nodata + o.skipped_nodata, self.repaired + o.repaired)
+
+def chip_ok(path, # a chip GeoTIFF written by the tiler
+            size:int, # expected width and height
+            bands:int|None=None, # expected band count
+           ) -> bool:
+    "True when `path` opens, has the expected shape and every pixel reads (a truncated file does not)."
+    try:
+        with rasterio.open(path) as src:
+            if (src.width, src.height) != (size, size) or (bands is not None and src.count != bands): return False
+            src.read()
+        return True
+    except (rasterio.errors.RasterioError, OSError): return False
 
 def chip_name(scene_id:str, row:int, col:int) -> str:
     "Stable chip id from its scene and window offset."
@@ -398,7 +484,7 @@ def tile_scene(scene, # scene raster with a CRS
               ) -> tuple:
     "Cut a scene into chip GeoTIFFs; return (manifest rows, TileStats). Resumable: finished chips are kept."
     ds = SceneChips(scene, size, stride, nonfinite=nonfinite)
-    scene_id = scene_id or ds.path.stem
+    scene_id = safe_id(scene_id or ds.path.stem, ds.path, "scene id")
     out_dir = Path(out_dir)
     lc = None
     if landcover is not None:
@@ -417,7 +503,10 @@ def tile_scene(scene, # scene raster with a CRS
             cid = chip_name(scene_id, s["row"], s["col"])
             chip_path = out_dir / scene_id / f"{cid}.tif"
             lc_path = out_dir / scene_id / f"{cid}_lc.tif" if lc is not None else None
-            if chip_path.exists(): stats.existing += 1
+            kept = chip_path.exists()
+            if kept and not (chip_ok(chip_path, size, ds.info.count) and (lc_path is None or chip_ok(lc_path, size, 1))):
+                kept = False; stats.repaired += 1        # truncated or foreign file: write it again
+            if kept: stats.existing += 1
             else:
                 if lc is not None:
                     write_raster(lc_path, lc.read(1, window=ds.window(i)), ds.info.crs, s["transform"], lc.nodata,
@@ -436,13 +525,20 @@ def tile_scene(scene, # scene raster with a CRS
     return rows, stats
 
 # %% ../nbs/00_geo.ipynb #701978af
-def rows_to_manifest(rows:list):
+MANIFEST_COLUMNS = ["chip_id", "scene_id", "row", "col", "size", "native_crs", "res", "band_names", "valid_fraction",
+                    "path", "landcover_path", "minx", "miny", "maxx", "maxy", "lon", "lat"]
+
+def rows_to_manifest(rows:list,
+                     meta_columns:Sequence[str]=(), # extra columns an empty manifest should still have (city, split, ...)
+                    ):
     "Turn tiling rows into a GeoDataFrame: footprint in EPSG:4326, centre lon/lat, native bounds as columns."
     import geopandas as gpd, pandas as pd
     from shapely.geometry import Polygon
     df = pd.DataFrame(rows)
-    if df.empty:
-        return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    if df.empty:   # no chips: still a manifest with every column, so later stages can say "0 chips"
+        cols = MANIFEST_COLUMNS[:2] + [c for c in meta_columns if c not in MANIFEST_COLUMNS] + MANIFEST_COLUMNS[2:]
+        return gpd.GeoDataFrame(pd.DataFrame({c: pd.Series(dtype=object) for c in cols}),
+                                geometry=gpd.GeoSeries([], crs="EPSG:4326"))
     b = np.array(df.pop("bounds").tolist(), float)
     df["minx"], df["miny"], df["maxx"], df["maxy"] = b.T
     lon, lat = np.empty(len(df)), np.empty(len(df))
@@ -462,17 +558,44 @@ def write_manifest(gdf, path) -> Path:
     with atomic_path(path) as tmp: gdf.to_parquet(tmp, index=False)
     return Path(path)
 
-def read_manifest(path):
-    "Read a chip manifest (GeoParquet), with a clear error when it is missing or not a manifest."
+def read_manifest(path,
+                  nonempty:bool=True, # refuse a manifest with no chips (every stage after tiling needs some)
+                 ):
+    "Read a chip manifest (GeoParquet), with a clear error when it is missing, not a manifest, empty or unsafe."
     import geopandas as gpd
     path = check_exists(path)
     try: gdf = gpd.read_parquet(path)
     except Exception as err: raise SARInputError(path, "not a GeoParquet chip manifest", str(err)) from None
     missing = {"chip_id", "scene_id", "path", "native_crs", "lon", "lat"} - set(gdf.columns)
     if missing: raise SARInputError(path, f"manifest lacks column(s) {', '.join(sorted(missing))}")
+    if nonempty and not len(gdf):
+        raise SARInputError(path, "has 0 chips", "tiling skipped every window (all nodata, or less valid data than "
+                            "--min-valid): check the input rasters, or tile again with a lower --min-valid")
+    dup = gdf.chip_id[gdf.chip_id.duplicated()]
+    if len(dup): raise SARInputError(path, f"{len(dup)} duplicate chip id(s), e.g. {dup.iloc[0]!r}",
+                                     "tile into a fresh folder; scene ids must be unique")
+    for col in ("path", "landcover_path"):     # paths are read later: they must stay inside the manifest's folder
+        if col in gdf:
+            for v in gdf[col].dropna().unique(): inside(path.parent, v, path, f"manifest column {col!r}")
     return gdf
 
 # %% ../nbs/00_geo.ipynb #213efadf
+def scene_ids(scenes:list) -> list:
+    "One unique, file-name-safe id per scene: its `scene_id`, else the raster's stem (made unique when stems clash)."
+    import hashlib
+    stems = [Path(sc["sar"]).stem for sc in scenes]
+    ids = []
+    for sc, stem in zip(scenes, stems):
+        sid = sc.get("scene_id")
+        if not sid:   # two rasters called scene.tif in different folders: add a short hash of the full path
+            sid = stem if stems.count(stem) == 1 else \
+                f"{stem}_{hashlib.sha1(str(Path(sc['sar']).resolve()).encode()).hexdigest()[:8]}"
+        sid = safe_id(sid, sc["sar"], "scene id")
+        if sid in ids: raise SARInputError(sc["sar"], f"scene id {sid!r} is used by two inputs",
+                                           "scene ids name the chip files and must be unique")
+        ids.append(sid)
+    return ids
+
 def tile_scenes(scenes:Iterable[dict], # one dict per scene: {'sar': path, 'landcover': path|None, 'scene_id': str, **meta}
                 out_dir, # output folder for chips, per-scene parts and manifest.parquet
                 size:int=128, # chip size in pixels
@@ -496,23 +619,37 @@ def tile_scenes(scenes:Iterable[dict], # one dict per scene: {'sar': path, 'land
     for d in (out_dir, out_dir / "parts"):
         if d.is_dir(): remove_stale_temps(d)
     stats, parts = TileStats(), []
-    for sc in tqdm(scenes, desc="scenes", unit="scene", disable=not progress):
+    ids = scene_ids(scenes)
+    meta_cols = [k for sc in scenes for k in sc if k not in ("sar", "landcover", "scene_id")]
+    for sc, sid in zip(tqdm(scenes, desc="scenes", unit="scene", disable=not progress), ids):
         sc = dict(sc)
         sar, lcp = sc.pop("sar"), sc.pop("landcover", None)
-        sid = sc.pop("scene_id", None) or Path(sar).stem
+        sc.pop("scene_id", None)
+        src = str(Path(sar).resolve())
         part, done = out_dir / "parts" / f"{sid}.parquet", out_dir / "parts" / f"{sid}.json"
+        gdf = None
         if done.exists():   # written last: the scene's chips and part manifest are complete
+            info = json.loads(done.read_text())
+            if info.get("sar", src) != src:
+                raise SARInputError(sar, f"scene id {sid!r} in {out_dir} was tiled from {info['sar']}",
+                                    "tile into a new folder, or give this input another scene id")
             gdf = gpd.read_parquet(part)
-            stats.existing += len(gdf)
-            stats.skipped_nodata += json.loads(done.read_text())["skipped_nodata"]
-        else:
+            sz = info.get("size", size)
+            if all(chip_ok(out_dir / p, sz) for p in gdf.path) and \
+               all(chip_ok(out_dir / p, sz, 1) for p in gdf.landcover_path.dropna()):
+                stats.existing += len(gdf)
+                stats.skipped_nodata += info["skipped_nodata"]
+            else: gdf = None            # a damaged chip: tile the scene again (good chips are kept, bad ones rewritten)
+        if gdf is None:
             rows, st = tile_scene(sar, out_dir, size, stride, min_valid, sid, lcp, sc, nonfinite, progress)
             stats = stats + st
-            gdf = rows_to_manifest(rows)
+            gdf = rows_to_manifest(rows, list(sc))
             write_manifest(gdf, part)
-            write_json_atomic(done, dict(chips=st.chips, skipped_nodata=st.skipped_nodata))
+            write_json_atomic(done, dict(chips=st.chips, skipped_nodata=st.skipped_nodata, sar=src, size=size))
         parts.append(gdf)
-    man = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326") if parts else rows_to_manifest([])
+    parts = [p for p in parts if len(p)]
+    man = (gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326") if parts
+           else rows_to_manifest([], list(dict.fromkeys(meta_cols))))
     write_manifest(man, out_dir / "manifest.parquet")
     return man, stats
 

@@ -492,10 +492,19 @@ def read_world(scenes_dir) -> list:
     "Scene entries of a simulated world, with absolute paths, ready for `geo.tile_scenes`."
     from fusar_klip.geo import check_exists
     f = check_exists(Path(scenes_dir) / "index.json")
-    try: index = json.loads(f.read_text())["scenes"]
-    except (json.JSONDecodeError, KeyError) as err: raise SARInputError(f, "not a world index", str(err)) from None
-    base = f.parent
-    return [dict(e, sar=base / e["sar"], landcover=base / e["landcover"], targets=base / e["targets"]) for e in index]
+    from fusar_klip.geo import inside, safe_id
+    try:
+        index = json.loads(f.read_text())["scenes"]
+        if not isinstance(index, list) or not all(isinstance(e, dict) for e in index): raise KeyError("scenes")
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise SARInputError(f, "not a world index (JSON with a list of scene entries under 'scenes')", str(err)) from None
+    base, out = f.parent, []
+    for i, e in enumerate(index):   # an index may come from anyone: ids and paths must stay inside the world folder
+        miss = {"scene_id", "sar", "landcover", "targets"} - set(e)
+        if miss: raise SARInputError(f, f"scene entry {i} lacks {', '.join(sorted(miss))}")
+        out.append(dict(e, scene_id=safe_id(e["scene_id"], f, f"scene entry {i}: scene_id"),
+                        **{k: inside(base, e[k], f, f"scene entry {i}: {k!r}") for k in ("sar", "landcover", "targets")}))
+    return out
 
 def tiling_inputs(scenes_dir, # a world folder with index.json
                   split:str|None=None, # override every scene's split (default: the world's split by city)
