@@ -6,31 +6,52 @@ Docs: https://fusar-klip.github.io/fusar-klip/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #48c2cb13
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, errno, json, math, sys, time
 from pathlib import Path
 
 from . import __version__
-from .geo import SARInputError, inspect_raster, read_manifest, tile_scenes, write_json_atomic, write_text_atomic
+from .geo import (SARInputError, check_writable, inspect_raster, read_manifest, tile_scenes, write_json_atomic,
+                            write_text_atomic)
 from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'preview', 'make_backend', 'cmd_annotate', 'parse_overrides',
-           'cmd_train', 'cmd_demo', 'cmd_eval', 'main']
+           'cmd_train', 'cmd_demo', 'cmd_eval', 'explain', 'main']
 
 # %% ../nbs/90_cli.ipynb #1dcc534a
 _FMT = argparse.RawDescriptionHelpFormatter
 
+def _whole(lo:int):
+    "An argparse type: a whole number >= `lo` (argparse names the option in its error)."
+    def whole(s):
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {s!r}") from None
+        if v < lo: raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {v}")
+        return v
+    return whole
+
+def _real(lo:float, hi:float=float("inf"), lo_open:bool=False):
+    "An argparse type: a finite number in [lo, hi] (or (lo, hi] when `lo_open`)."
+    rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+    def real(s):
+        try: v = float(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected a number in {rng}, got {s!r}") from None
+        if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
+            raise argparse.ArgumentTypeError(f"expected a finite number in {rng}, got {s}")
+        return v
+    return real
+
 def _add_world(p):
     p.add_argument("--world", default="mini", choices=sorted(WORLDS),
                    help="world preset: 'mini' = 10 cities, 2048 px scenes at 3 m (>2,000 chips); 'micro' = 2 small scenes")
-    p.add_argument("--scale", type=float, default=1.0, help="grow the world by this factor (more scenes); default 1")
-    p.add_argument("--seed", type=int, default=None, help="world seed (default: the preset's, 0)")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes for simulation (default: CPU count, max 8)")
+    p.add_argument("--scale", type=_real(0, 1000, lo_open=True), default=1.0, help="grow the world by this factor (more scenes); default 1")
+    p.add_argument("--seed", type=_whole(0), default=None, help="world seed (default: the preset's, 0)")
+    p.add_argument("--workers", type=_whole(1), default=None, help="parallel processes for simulation (default: CPU count, max 8)")
 
 def _add_tiling(p):
-    p.add_argument("--size", type=int, default=128, help="chip size in pixels (default 128)")
-    p.add_argument("--stride", type=int, default=None, help="step between chips in pixels (default: --size, no overlap)")
-    p.add_argument("--min-valid", type=float, default=0.5,
+    p.add_argument("--size", type=_whole(16), default=128, help="chip size in pixels (default 128)")
+    p.add_argument("--stride", type=_whole(1), default=None, help="step between chips in pixels (default: --size, no overlap)")
+    p.add_argument("--min-valid", type=_real(0, 1), default=0.5,
                    help="skip chips with a smaller fraction of valid (not nodata) pixels; default 0.5")
     p.add_argument("--nonfinite", choices=["error", "nodata"], default="error",
                    help="NaN/inf pixels that are not the nodata value: stop with an error (default) or treat as nodata")
@@ -81,16 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="local model folder (transformers) or model name (openai-compatible)")
     p.add_argument("--base-url", default=None, help="chat-completions endpoint base, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
-    p.add_argument("--variants", type=int, default=3, help="captions per chip (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="phrasing and noise seed")
+    p.add_argument("--variants", type=_whole(1), default=3, help="captions per chip (default 3)")
+    p.add_argument("--seed", type=_whole(0), default=0, help="phrasing and noise seed")
     p.add_argument("--shard", default=None, help="i/n: annotate shard i of n (default: from torchrun/SLURM, else 0/1)")
-    p.add_argument("--batch", type=int, default=256, help="chips per atomically written batch (the resume unit)")
-    p.add_argument("--noise", type=float, default=0.0,
+    p.add_argument("--batch", type=_whole(1), default=256, help="chips per atomically written batch (the resume unit)")
+    p.add_argument("--noise", type=_real(0, 1), default=0.0,
                    help="corrupt this fraction of clauses, keeping the truth (for SCIO experiments); default 0")
     p.add_argument("--classes", default="auto", help="land-cover class table: auto, sim or worldcover")
     p.add_argument("--unknown", choices=["error", "ignore"], default="error",
                    help="land-cover codes missing from the class table: stop (default) or count and go on")
-    p.add_argument("--wait", type=float, default=None,
+    p.add_argument("--wait", type=_real(0), default=None,
                    help="seconds shard 0 waits for the others before merging (default: 3600 under torchrun, else 0)")
     p = sub.add_parser("train", formatter_class=_FMT, help="pre-train a KLIP model (CLIP / BLIP / FUSAR-KLIP with SCIO)",
         description="Train from a JSON config (see configs/train/). Modes: clip (ITC), blip (ITC + ITM + keyword\n"
@@ -120,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Rerunning resumes: finished scenes and chips are kept.")
     _add_world(p); _add_tiling(p)
     p.add_argument("--out", type=Path, default=Path("data/mini"), help="output folder (default data/mini)")
-    p.add_argument("--train-steps", type=int, default=100,
+    p.add_argument("--train-steps", type=_whole(0), default=100,
                    help="SCIO training steps per round for the tiny model (2 rounds; default 100, the report's budget; "
                         "0 skips training)")
     p = sub.add_parser("eval", formatter_class=_FMT, help="benchmark checkpoints and floors on the downstream tasks",
@@ -144,10 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded world folder with chips/, hcot/ and scenes/ (default data/mini)")
     p.add_argument("--corpus", type=Path, default=None, help="clean caption corpus for retrieval / captioning (default DATA/hcot)")
     p.add_argument("--holdout", default="", help="comma-separated cities to hold out instead of the manifest's val/test splits")
-    p.add_argument("--max-per-split", type=int, default=0, help="at most this many chips per split (smoke runs; default all)")
+    p.add_argument("--max-per-split", type=_whole(0), default=0, help="at most this many chips per split (smoke runs; default all)")
     p.add_argument("--mstar", type=Path, default=None, help="class-folder dataset with train/ and test/ (e.g. MSTAR-10)")
     p.add_argument("--boxes", type=Path, default=None, help="box dataset: a Pascal VOC folder or a COCO JSON file")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probes and few-shot draws (default 0)")
+    p.add_argument("--seed", type=_whole(0), default=0, help="seed of the probes and few-shot draws (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for feature extraction (default cpu)")
     p.add_argument("--out", type=Path, default=Path("results/eval"), help="output folder (default results/eval)")
     return ap
@@ -161,6 +182,7 @@ def _world_cfg(args):
 def cmd_synth(args) -> dict:
     "Simulate a world into `args.out`."
     t0 = time.time()
+    check_writable(args.out)
     index = synth_world(args.out, _world_cfg(args), args.scale, args.workers)
     print(f"{len(index)} scenes in {args.out}/ ({time.time() - t0:.1f}s); index: {args.out / 'index.json'}")
     return dict(scenes=len(index), seconds=round(time.time() - t0, 2))
@@ -171,7 +193,7 @@ def _scene_inputs(args) -> list:
         if inp.is_dir(): scenes += tiling_inputs(inp)
         else:
             inspect_raster(inp)
-            scenes.append(dict(sar=inp, landcover=None, scene_id=inp.stem, split=args.split))
+            scenes.append(dict(sar=inp, landcover=None, split=args.split))   # id: the stem, made unique if needed
     if args.landcover is not None:
         if len(scenes) != 1 or args.inputs[0].is_dir():
             raise SARInputError(args.landcover, "--landcover goes with exactly one raster INPUT",
@@ -182,12 +204,18 @@ def _scene_inputs(args) -> list:
 def cmd_tile(args) -> dict:
     "Tile scenes into chips and a manifest under `args.out`."
     t0 = time.time()
-    man, st = tile_scenes(_scene_inputs(args), args.out, args.size, args.stride, args.min_valid, args.nonfinite)
+    scenes = _scene_inputs(args)
+    check_writable(args.out)
+    man, st = tile_scenes(scenes, args.out, args.size, args.stride, args.min_valid, args.nonfinite)
     dt = time.time() - t0
-    print(f"{st.chips} chips ({st.written} written, {st.existing} already there), {st.skipped_nodata} skipped "
+    print(f"{st.chips} chips ({st.written} written, {st.existing} already there"
+          + (f", {st.repaired} damaged and rewritten" if st.repaired else "") + f"), {st.skipped_nodata} skipped "
           f"for too little valid data, in {dt:.1f}s; manifest: {args.out / 'manifest.parquet'}")
+    if not st.chips:
+        print(f"warning: no chips: every window had less than {args.min_valid:g} valid pixels (nodata). Check the "
+              "input rasters' nodata value, or lower --min-valid.", file=sys.stderr)
     return dict(chips=st.chips, written=st.written, existing=st.existing, skipped_nodata=st.skipped_nodata,
-                seconds=round(dt, 2))
+                repaired=st.repaired, seconds=round(dt, 2))
 
 def preview(chips_dir, out_png, n:int=8, seed:int=0):
     "Draw `n` chips of a manifest (one per scene first) with land cover and targets into a PNG."
@@ -229,6 +257,7 @@ def cmd_annotate(args) -> dict:
     except ValueError as err: raise SARInputError("--shard", str(err)) from None
     world = args.world if args.world is not None else args.chips.parent / "scenes"
     wait = args.wait if args.wait is not None else (3600.0 if "WORLD_SIZE" in os.environ else 0.0)
+    check_writable(args.out); check_writable(args.chips, "--chips (facts.parquet is written beside the manifest)")
     t0 = time.time()
     res = annotate_corpus(args.chips, args.out, world if (world / "index.json").exists() else None, make_backend(args),
                           args.variants, args.seed, shard, args.batch, args.noise, args.classes, args.unknown,
@@ -258,6 +287,7 @@ def cmd_train(args) -> dict:
     "Train from a config file."
     from fusar_klip.train import TrainConfig, train
     cfg = TrainConfig.load(args.config, **parse_overrides(args.set))
+    check_writable(cfg.out, f"out (of {args.config})")
     t0 = time.time()
     s = train(cfg)
     import os
@@ -269,7 +299,7 @@ def cmd_train(args) -> dict:
 
 def cmd_demo(args) -> dict:
     "Run the main job on the embedded world: synth -> tile -> preview, with a summary."
-    out = args.out
+    out = check_writable(args.out)
     t0 = time.time()
     index = synth_world(out / "scenes", _world_cfg(args), args.scale, args.workers)
     t1 = time.time()
@@ -328,6 +358,7 @@ def cmd_eval(args) -> "pd.DataFrame":
     except ValueError as err: raise SARInputError("--tasks", str(err)) from None
     specs = list(args.checkpoint) + (["random-init", "pixel-stats"] if args.floors else [])
     if not specs: raise SARInputError("--checkpoint", "nothing to evaluate", "pass --checkpoint MODEL (repeatable) and/or --floors")
+    check_writable(args.out)
     holdout = [c.strip() for c in args.holdout.split(",") if c.strip()] or None
     world = (ev.load_world(args.data, args.corpus, max_per_split=args.max_per_split, holdout=holdout, seed=args.seed)
              if any(t not in ("mstar", "boxes") for t in tasks) else None)
@@ -351,12 +382,34 @@ def cmd_eval(args) -> "pd.DataFrame":
 
 COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, annotate=cmd_annotate, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
 
+def explain(err:BaseException) -> str:
+    "One line for an unexpected error: what it was and, for OS errors, which file."
+    if isinstance(err, OSError) and not isinstance(err, SARInputError):
+        what = err.strerror or str(err)
+        name = err.filename if err.filename is not None else None
+        hint = {errno.ENOSPC: "free some disk space, then rerun: finished work is kept",
+                errno.EACCES: "check the permissions of that path", errno.EROFS: "choose a writable folder",
+                errno.ENOENT: "check the path"}.get(err.errno, "")
+        return f"{name}: {what}" + (f" -- {hint}" if hint else "") if name else f"{type(err).__name__}: {what}"
+    return f"{type(err).__name__}: {err}"
+
 def main(argv=None) -> int:
-    "Entry point of the `fusar-klip` command; returns the exit status."
+    """Entry point of the `fusar-klip` command; returns the exit status: 0 done, 2 bad input or option (one line that
+    names the file or option), 1 any other failure (one line; set FUSAR_KLIP_DEBUG=1 for the traceback), 130 interrupted."""
+    import os
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.command is None: ap.print_help(); return 1
+    debug = os.environ.get("FUSAR_KLIP_DEBUG", "") not in ("", "0")
     try: COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"fusar-klip {args.command}: interrupted -- rerun the same command to resume", file=sys.stderr); return 130
     except ValueError as err: # SARInputError and other bad-input errors: one line that names the problem
+        if debug: raise
         print(f"fusar-klip {args.command}: error: {err}", file=sys.stderr); return 2
+    except Exception as err:  # OSError (disk full, permissions), corrupt files, bugs: one line, never a traceback
+        if debug: raise
+        print(f"fusar-klip {args.command}: error: {explain(err)}\n  (set FUSAR_KLIP_DEBUG=1 to see the traceback; "
+              "if the message does not say what to do, please report it)", file=sys.stderr)
+        return 1
     return 0

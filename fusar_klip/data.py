@@ -134,9 +134,14 @@ def encode_captions(records:list, # HCoT records (or objects with .caption and .
 # %% ../nbs/04_data.ipynb #73727473
 def read_chip(path, nodata_fill:float=np.nan) -> np.ndarray:
     "A chip GeoTIFF as float32 (bands, H, W) in dB, nodata as `nodata_fill`."
-    with rasterio.open(check_exists(path)) as src:
-        img = src.read(out_dtype="float32")
-        if src.nodata is not None and not np.isnan(src.nodata): img[img == src.nodata] = nodata_fill
+    try:
+        with rasterio.open(check_exists(path)) as src:
+            img = src.read(out_dtype="float32")
+            if src.nodata is not None and not np.isnan(src.nodata): img[img == src.nodata] = nodata_fill
+    except rasterio.errors.RasterioError as err:   # truncated or not a raster: name the chip and the fix
+        raise SARInputError(path, f"cannot read this chip ({str(err).strip()[:160]})",
+                            "it is truncated or corrupt: rerun `fusar-klip tile` on the same folder, "
+                            "which verifies kept chips and rewrites damaged ones") from None
     return img
 
 def sar_stats(manifest, chips_dir, split:str|None="train", n:int=256, seed:int=0) -> dict:
