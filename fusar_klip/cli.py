@@ -257,9 +257,10 @@ def cmd_annotate(args) -> dict:
     except ValueError as err: raise SARInputError("--shard", str(err)) from None
     world = args.world if args.world is not None else args.chips.parent / "scenes"
     wait = args.wait if args.wait is not None else (3600.0 if "WORLD_SIZE" in os.environ else 0.0)
+    backend = make_backend(args)        # a bad --model / --base-url fails before any folder is made
     check_writable(args.out); check_writable(args.chips, "--chips (facts.parquet is written beside the manifest)")
     t0 = time.time()
-    res = annotate_corpus(args.chips, args.out, world if (world / "index.json").exists() else None, make_backend(args),
+    res = annotate_corpus(args.chips, args.out, world if (world / "index.json").exists() else None, backend,
                           args.variants, args.seed, shard, args.batch, args.noise, args.classes, args.unknown,
                           wait=wait)
     dt = time.time() - t0
@@ -268,7 +269,10 @@ def cmd_annotate(args) -> dict:
         st = res["stats"]
         msg += (f"\ncorpus: {st['records']} captions of {st['chips']} chips, {st['clauses_per_caption']} clauses each, "
                 f"vocabulary {st['vocabulary']}, MTLD {st['mtld']}; L5 actions {sum(x['count'] for x in st['l5'])}, "
-                f"backend rejections {sum(st['rejections'].values())}\n  -> {args.out / 'corpus.parquet'}")
+                f"rejections {sum(st['rejections'].values())}"
+                + (" (" + ", ".join(f"{k}: {v}" for k, v in st["rejections"].items()) + "; see rejections.json)"
+                   if st["rejections"] else "") + f"\n  -> {args.out / 'corpus.parquet'}")
+        if st.get("missing", {}).get("why"): print(f"warning: {st['missing']['why']}", file=sys.stderr)
     else: msg += "\nnot merged yet: waiting for other shards (shard 0 merges when all are done)"
     print(msg)
     return res

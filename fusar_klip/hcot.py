@@ -6,7 +6,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/hcot.html.md"""
 
 # %% ../nbs/03_hcot.ipynb #74eac0c9
 from __future__ import annotations
-import json, math, random, re, time, os, logging
+import json, math, random, re, time, os, logging, http.client, urllib.error, urllib.request
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -23,7 +23,7 @@ __all__ = ['log', 'WATER_EDGES', 'WATER_NAMES', 'ROAD_EDGES', 'ROAD_NAMES', 'BUI
            'HEIGHT_NAMES', 'PLURAL', 'FEATURE', 'REGION', 'ENVIRONMENT', 'FIELDS', 'FIELD', 'LEVELS', 'SCENE_FIELDS',
            'TARGET_FIELDS', 'terrain', 'boundary', 'functionality', 'layout', 'distribution', 'brightness', 'category',
            'location', 'size', 'arrangement', 'environment', 'place', 'Field', 'Clause', 'HCoT', 'facts_problems',
-           'calibrate', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend',
+           'calibrate', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend', 'BackendError',
            'OpenAICompatibleBackend', 'annotate_chip', 'Corruption', 'inject_noise', 'to_official',
            'sentence_to_clause', 'from_official', 'caption_words', 'mtld', 'corpus_stats', 'parse_shard',
            'annotate_corpus', 'merge_corpus', 'read_corpus']
@@ -335,7 +335,8 @@ def _rules(f:ChipFacts, kw:dict) -> list:
     "Cross-level and SAR-physics contradictions among the keywords `kw` (field -> keyword): (field, reason)."
     bad = []
     cat = kw.get("Category", "")
-    if "ships" in cat and f.water_fraction == 0: bad.append(("Category", "ships claimed where the chip has no water"))
+    if "ships" in cat and _landcover_ok(f) and f.water_fraction == 0:     # without land cover, water is unknown
+        bad.append(("Category", "ships claimed where the chip has no water"))
     if "aircraft" in cat and f.landcover.get("airfield", 0) == 0 and f.has_landcover:
         bad.append(("Category", "aircraft claimed where the chip has no airfield"))
     if kw.get("Count") == "0":
@@ -458,8 +459,35 @@ class TransformersBackend:
         return {str(k): str(v) for k, v in parse_json_answer(self.generate(level_prompt(f, level, previous))).items()}
 
 # %% ../nbs/03_hcot.ipynb #0f9e269a
+class BackendError(SARInputError):
+    "The backend cannot be used at all (key refused, endpoint unreachable or redirected): stops the run, never falls back."
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    "Refuse every redirect: the key goes to the URL the user gave and nowhere else."
+    def redirect_request(self, req, fp, code, msg, headers, newurl): return None
+
+def _check_base_url(base_url) -> str:
+    "`base_url` without trailing slashes, if it is a plain http(s) URL with a host; else SARInputError naming --base-url."
+    from urllib.parse import urlsplit
+    s = str(base_url or "").strip()
+    if any(c.isspace() or ord(c) < 32 for c in s):
+        raise SARInputError("--base-url", "the URL contains spaces or control characters", "e.g. http://127.0.0.1:8000/v1")
+    u = urlsplit(s)
+    if u.username is not None or u.password is not None:     # not echoed: it may hold a password
+        raise SARInputError("--base-url", "the URL carries a user name or password, which would end up in logs",
+                            "put the key in an environment variable and name it with --api-key-env")
+    try: port_ok = u.port is None or u.port > 0
+    except ValueError: port_ok = False
+    if u.scheme.lower() not in ("http", "https") or not u.hostname or not port_ok:
+        raise SARInputError("--base-url", f"{s[:200]!r} is not an http:// or https:// URL with a host",
+                            "e.g. http://127.0.0.1:8000/v1 or https://api.example.com/v1")
+    if u.query or u.fragment:
+        raise SARInputError("--base-url", "the URL has a query (?...) or fragment (#...)",
+                            "pass the base only, e.g. https://api.example.com/v1; the key goes in --api-key-env")
+    return s.rstrip("/")
+
 class OpenAICompatibleBackend:
-    "A chat-completions HTTP endpoint, with timeouts, retries with backoff and a rate limit."
+    "A chat-completions HTTP endpoint, with timeouts, retries with backoff and a rate limit; no redirects."
     name = "openai-compatible"
     def __init__(self,
                  base_url:str, # e.g. http://127.0.0.1:8000/v1
@@ -469,16 +497,43 @@ class OpenAICompatibleBackend:
                  retries:int=4, # attempts after the first
                  backoff:float=1.0, # first retry delay in seconds; doubles each time
                  max_rps:float=5.0): # at most this many requests per second
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.url = _check_base_url(base_url) + "/chat/completions"
         self.model, self.timeout, self.retries, self.backoff = model, timeout, retries, backoff
         self._key_env, self._min_gap, self._last = api_key_env, 1.0 / max_rps if max_rps else 0.0, 0.0
+        self._opener = urllib.request.build_opener(_NoRedirect)
         self.requests = 0
 
     def __repr__(self): return f"OpenAICompatibleBackend(url={self.url!r}, model={self.model!r})"   # never the key
 
+    def _key(self) -> str:
+        key = os.environ.get(self._key_env, "").strip()
+        if any(ord(c) < 32 or ord(c) > 126 for c in key):   # http.client would echo the bad header, key and all
+            raise SARInputError(f"--api-key-env {self._key_env}", "the key holds control or non-ASCII characters",
+                                f"check the value of ${self._key_env}")
+        return key
+
+    def _fail(self, code:int, err, key:str):
+        "The error for a non-retried HTTP status: BackendError stops the run, ValueError is one bad request."
+        if 300 <= code < 400:
+            from urllib.parse import urljoin
+            loc = err.headers.get("Location")
+            loc = urljoin(self.url, loc) if loc else "(no Location header)"
+            raise BackendError("--base-url", f"{self.url}: the endpoint redirected to {loc}; "
+                               "pass the final URL as --base-url")
+        if code in (401, 403):
+            hint = (f"check the key in ${self._key_env}" if key else
+                    f"${self._key_env} is not set: export the key there, or name its variable with --api-key-env")
+            raise BackendError(f"--api-key-env {self._key_env}", f"the endpoint {self.url} refused the key (HTTP {code})", hint)
+        try: body = err.read(300).decode("utf-8", "replace")
+        except Exception: body = ""
+        if key: body = body.replace(key, "***")
+        if code == 404:
+            raise BackendError("--base-url", f"{self.url} answered HTTP 404 {body[:200]!r}",
+                               "check --base-url (usually ending in /v1) and --model")
+        raise ValueError(f"{self.url}: HTTP {code} {body[:200]!r}")
+
     def _post(self, payload:dict) -> dict:
-        import urllib.request, urllib.error
-        key = os.environ.get(self._key_env, "")
+        key = self._key()
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
         for attempt in range(self.retries + 1):
             wait = self._last + self._min_gap - time.monotonic()
@@ -486,24 +541,48 @@ class OpenAICompatibleBackend:
             self._last = time.monotonic(); self.requests += 1
             req = urllib.request.Request(self.url, json.dumps(payload).encode(), headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r: return json.loads(r.read())
+                with self._opener.open(req, timeout=self.timeout) as r: body = r.read()
+                return json.loads(body)        # a 200 with bad JSON: a malformed answer (ValueError), not retried
             except urllib.error.HTTPError as err:
-                retry = err.code == 429 or err.code >= 500
+                try:
+                    if not (err.code == 429 or err.code >= 500): self._fail(err.code, err, key)
+                finally: err.close()
                 msg = f"HTTP {err.code}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-                retry, msg = True, type(err).__name__
-            if not retry or attempt == self.retries:
-                raise RuntimeError(f"{self.url}: request failed ({msg}) after {attempt + 1} attempt(s)")
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as err:   # refused, DNS, timeout, reset
+                reason = getattr(err, "reason", err)
+                msg = f"{type(reason).__name__}: {reason}"[:160] if not isinstance(reason, str) else reason[:160]
+            if attempt == self.retries:
+                raise BackendError("--base-url", f"cannot get an answer from {self.url} ({msg}) after {attempt + 1} attempt(s)",
+                                   "check that the server is running and the URL is right; finished batches are kept "
+                                   "and a rerun resumes")
             delay = self.backoff * 2 ** attempt
             log.warning("%s: %s, retrying in %.1fs", self.url, msg, delay)
             time.sleep(delay)
 
-    def generate(self, prompt:str) -> str:
-        out = self._post(dict(model=self.model, temperature=0, messages=[
+    def _chat(self, prompt:str) -> dict:
+        return self._post(dict(model=self.model, temperature=0, messages=[
             {"role": "system", "content": "You describe SAR image chips. Answer with JSON only."},
             {"role": "user", "content": prompt}]))
+
+    @staticmethod
+    def _content(out) -> str:
         try: return out["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError): raise ValueError(f"unexpected response shape: {str(out)[:200]}") from None
+
+    def preflight(self):
+        "One tiny request before a long run: a refused key, a dead or wrong endpoint stops the run here."
+        try: c = self._content(self._chat("Answer {} and nothing else."))
+        except SARInputError: raise
+        except ValueError as err:
+            raise BackendError("--base-url", f"{self.url} does not answer like a chat-completions API: {str(err)[:200]}",
+                               "check --base-url and --model") from None
+        if not isinstance(c, str):
+            raise BackendError("--base-url", f"{self.url} answered without text content", "check --base-url and --model")
+
+    def generate(self, prompt:str) -> str:
+        c = self._content(self._chat(prompt))
+        if not isinstance(c, str): raise ValueError(f"the answer's content is not text: {str(c)[:200]}")
+        return c
 
     def keywords(self, f:ChipFacts, level:str, previous:dict) -> dict:
         return {str(k): str(v) for k, v in parse_json_answer(self.generate(level_prompt(f, level, previous))).items()}
@@ -513,28 +592,56 @@ def _rng(chip_id:str, variant:int, seed:int) -> random.Random:
     import zlib
     return random.Random(zlib.crc32(f"{seed}/{chip_id}/{variant}".encode()))
 
+def _check_options(batch:int=1, variants:int=1, noise:float=0.0):
+    "Refuse a batch or variant count below 1 and a noise rate outside [0, 1], naming the CLI option."
+    def whole(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+    if not whole(batch) or batch < 1: raise SARInputError("--batch", f"must be a whole number >= 1, got {batch!r}")
+    if not whole(variants) or variants < 1:
+        raise SARInputError("--variants", f"must be a whole number >= 1 (captions per chip), got {variants!r}")
+    if not isinstance(noise, (int, float, np.number)) or isinstance(noise, bool) or not 0 <= noise <= 1:
+        raise SARInputError("--noise", f"must be a fraction in [0, 1], got {noise!r}")
+
+def _usable(kw:dict, allowed:set) -> dict:
+    "The keywords of an answer that name an allowed field and are non-empty text, lower-cased."
+    return {k: v.strip().lower() for k, v in kw.items() if k in allowed and isinstance(v, str) and v.strip()}
+
+def _why_empty(f:ChipFacts) -> str:
+    "Why the facts of a chip support no clause at all."
+    why = [] if _landcover_ok(f) else ["no land cover"]
+    if not f.has_targets_layer: why.append("no targets layer")
+    if place(f) is None: why.append(f"nearest city {f.city or '?'} is {f.city_distance_km:.0f} km away (over 30)")
+    return ", ".join(why) + ": nothing to caption" if why else "the backend gave no usable keyword at any level"
+
 def annotate_chip(f:ChipFacts, # the chip's facts
                   backend=None, # TemplateBackend (default), TransformersBackend or OpenAICompatibleBackend
                   variants:int=3, # captions per chip
                   seed:int=0, # phrasing seed
-                  fallback:bool=True, # on a backend failure, use template keywords for that level (else drop the level)
+                  fallback:bool=True, # on a malformed answer, use template keywords for that level (else drop the level)
                  ) -> tuple:
-    "HCoT captions of one chip: (list of calibrated HCoT records, list of rejection dicts)."
+    "HCoT captions of one chip: (list of calibrated HCoT records, list of rejection dicts); no records if nothing to say."
+    _check_options(variants=variants)
     backend = backend or TemplateBackend()
     rejections, answers = [], {}
+    def reject(level, reason, detail, **kw):
+        rejections.append(dict(chip_id=f.chip_id, level=level, backend=backend.name, reason=reason, detail=detail[:200], **kw))
     for level in LEVELS:
         allowed = {fd.name for fd in FIELDS if fd.level == level and fd.derive(f) is not None}
         if not allowed: continue
-        try: kw = backend.keywords(f, level, answers)
-        except Exception as err:
-            rejections.append(dict(chip_id=f.chip_id, level=level, backend=backend.name, reason=type(err).__name__,
-                                   detail=str(err)[:200]))
+        why = None
+        try:
+            kw = backend.keywords(f, level, answers)
+            if not isinstance(kw, dict): raise ValueError(f"the answer is not a JSON object: {str(kw)[:120]}")
+        except BackendError: raise            # transport or key failures stop the run: no silent template corpus
+        except Exception as err: why = (type(err).__name__, str(err))
+        else:
+            extra = set(kw) - allowed
+            if extra: reject(level, "unsupported fields", ", ".join(sorted(map(str, extra))))
+            if not _usable(kw, allowed): why = ("no usable keyword", f"answer {str(kw)[:100]} fills none of {sorted(allowed)}")
+        if why:
+            reject(level, *why, fallback="template" if fallback else "dropped")
             if not fallback: continue
             kw = TemplateBackend().keywords(f, level, answers)
-        extra = set(kw) - allowed
-        if extra: rejections.append(dict(chip_id=f.chip_id, level=level, backend=backend.name, reason="unsupported fields",
-                                         detail=", ".join(sorted(extra))))
-        answers.update({k: v.strip().lower() for k, v in kw.items() if k in allowed and isinstance(v, str) and v.strip()})
+        answers.update(_usable(kw, allowed))
     out = []
     for v in range(variants):
         rng = _rng(f.chip_id, v, seed)
@@ -545,6 +652,9 @@ def annotate_chip(f:ChipFacts, # the chip's facts
             clauses += [Clause.make(FIELD[n], answers[n], 0 if v == 0 else rng.randrange(len(FIELD[n].phrasings)))
                         for n in names]
         out.append(calibrate(HCoT(f.chip_id, v, clauses, backend.name), f))
+    if not any(r.clauses for r in out):          # an empty caption is never written: it is a rejection
+        reject("", "empty caption", _why_empty(f))
+        return [], rejections
     return out, rejections
 
 # %% ../nbs/03_hcot.ipynb #2c5e45bb
@@ -699,6 +809,19 @@ def parse_shard(spec:str|None=None) -> tuple:
     return 0, 1
 
 def _shard_dir(out, i, n): return Path(out) / "shards" / f"{i:03d}-of-{n:03d}"
+_CORPUS_COLUMNS = ["chip_id", "variant", "backend", "caption", "clauses", "l5"]
+
+def _missing(facts, captioned:set) -> dict:
+    "How many chips lack land cover or a targets layer, how many got no caption, and why, in one line."
+    no_lc = int((~facts.has_landcover.astype(bool) | (facts.landcover == "{}")).sum())
+    no_tg = int((~facts.has_targets_layer.astype(bool)).sum())
+    empty = int((~facts.chip_id.isin(captioned)).sum())
+    why = []
+    if no_lc: why.append(f"{no_lc} of {len(facts)} chips have no land cover (tile with --landcover): "
+                         "no terrain, water, land-use or road clauses for them")
+    if empty: why.append(f"{empty} chips have nothing the facts support and are left out of the corpus "
+                         "(see rejections.json)")
+    return dict(no_landcover=no_lc, no_targets_layer=no_tg, no_caption=empty, why="; ".join(why))
 
 def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
                     out_dir, # corpus folder
@@ -719,6 +842,7 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
     from tqdm.auto import tqdm
     from fusar_klip.facts import scene_layers, manifest_facts, facts_table
     from fusar_klip.geo import read_manifest, write_json_atomic, atomic_path, remove_stale_temps
+    _check_options(batch, variants, noise)
     backend = backend or TemplateBackend()
     chips_dir, out_dir = Path(chips_dir), Path(out_dir)
     i, n = shard
@@ -736,6 +860,8 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
     sd = _shard_dir(out_dir, i, n); sd.mkdir(parents=True, exist_ok=True); remove_stale_temps(sd)
     n_batches = math.ceil(len(mine) / batch)
     done_batches = 0
+    if hasattr(backend, "preflight") and not all((sd / f"b{k:06d}.json").exists() for k in range(n_batches)):
+        backend.preflight()      # a refused key or a dead endpoint stops the run before any long work
     for k in tqdm(range(n_batches), desc=f"annotate shard {i}/{n}", unit="batch", disable=not progress):
         side = sd / f"b{k:06d}.json"
         if side.exists(): done_batches += 1; continue
@@ -750,7 +876,8 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
                     nr, c = inject_noise(r, f, noise, seed); recs.append(nr); cors += [asdict(x) for x in c]
             else: recs += rr
         with atomic_path(sd / f"b{k:06d}_facts.parquet") as t: facts_table(facts).to_parquet(t, index=False)
-        with atomic_path(sd / f"b{k:06d}_corpus.parquet") as t: pd.DataFrame([r.to_row() for r in recs]).to_parquet(t, index=False)
+        with atomic_path(sd / f"b{k:06d}_corpus.parquet") as t:
+            pd.DataFrame([r.to_row() for r in recs], columns=_CORPUS_COLUMNS).to_parquet(t, index=False)
         write_json_atomic(side, dict(chips=len(facts), records=len(recs), rejections=rejs, corruptions=cors))
     write_json_atomic(out_dir / "shards" / f"{i:03d}-of-{n:03d}.done", dict(chips=len(mine), batches=n_batches,
                                                                           resumed_batches=done_batches))
@@ -775,6 +902,7 @@ def merge_corpus(chips_dir, out_dir, n:int) -> dict:
             k = side.stem
             corp.append(pd.read_parquet(sd / f"{k}_corpus.parquet")); facts.append(pd.read_parquet(sd / f"{k}_facts.parquet"))
             meta = json.loads(side.read_text()); rejs += meta["rejections"]; cors += meta["corruptions"]
+    corp = [c for c in corp if len(c)] or [pd.DataFrame(columns=_CORPUS_COLUMNS)]
     corpus = pd.concat(corp, ignore_index=True).sort_values(["chip_id", "variant"], kind="stable").reset_index(drop=True)
     facts = pd.concat(facts, ignore_index=True).sort_values("chip_id", kind="stable").reset_index(drop=True)
     expected = set(read_manifest(chips_dir / "manifest.parquet").chip_id)
@@ -783,16 +911,21 @@ def merge_corpus(chips_dir, out_dir, n:int) -> dict:
     if dup or missing:
         raise SARInputError(out_dir, f"shards do not add up: {dup} duplicate rows, {len(missing)} chips missing",
                             "rerun the missing shards")
-    with atomic_path(out_dir / "corpus.parquet") as t: corpus.to_parquet(t, index=False)
+    gaps = _missing(facts, set(corpus.chip_id))
     with atomic_path(chips_dir / "facts.parquet") as t: facts.to_parquet(t, index=False)
+    write_json_atomic(out_dir / "rejections.json", rejs)
+    if len(corpus) == 0:        # refuse rather than write a corpus of nothing
+        raise SARInputError(chips_dir / "manifest.parquet", f"no chip has anything to caption: {gaps['why']}",
+                            "tile with --landcover LAYER, or pass --world with targets layers")
+    if gaps["why"]: log.warning("%s: %s", out_dir, gaps["why"])
+    with atomic_path(out_dir / "corpus.parquet") as t: corpus.to_parquet(t, index=False)
     records = [HCoT.from_row(r) for r in corpus.to_dict("records")]
     write_json_atomic(out_dir / "captions_official.json", to_official([r for r in records if r.variant == 0]))
-    write_json_atomic(out_dir / "rejections.json", rejs)
     if cors:
         with atomic_path(out_dir / "corruptions.parquet") as t:
             pd.DataFrame(cors).sort_values(["chip_id", "variant", "clause"]).to_parquet(t, index=False)
     stats = corpus_stats(records, rejs)
-    stats.update(corrupted_clauses=len(cors))
+    stats.update(corrupted_clauses=len(cors), missing=gaps)
     write_json_atomic(out_dir / "stats.json", stats)
     return stats
 
