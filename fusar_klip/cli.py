@@ -167,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", default="", help="comma-separated cities to hold out instead of the manifest's val/test splits")
     p.add_argument("--max-per-split", type=_whole(0), default=0, help="at most this many chips per split (smoke runs; default all)")
     p.add_argument("--mstar", type=Path, default=None, help="class-folder dataset with train/ and test/ (e.g. MSTAR-10)")
-    p.add_argument("--boxes", type=Path, default=None, help="box dataset: a Pascal VOC folder or a COCO JSON file")
+    p.add_argument("--boxes", type=Path, default=None,
+                   help="box dataset: a Pascal VOC folder (its ImageSets/Main split files are used when present) or a "
+                        "COCO JSON file; boxes past the image border are clipped and counted")
+    p.add_argument("--boxes-strict", action="store_true",
+                   help="refuse boxes that run past the image border instead of clipping them")
     p.add_argument("--seed", type=_whole(0), default=0, help="seed of the probes and few-shot draws (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for feature extraction (default cpu)")
     p.add_argument("--out", type=Path, default=Path("results/eval"), help="output folder (default results/eval)")
@@ -367,7 +371,10 @@ def cmd_eval(args) -> "pd.DataFrame":
     world = (ev.load_world(args.data, args.corpus, max_per_split=args.max_per_split, holdout=holdout, seed=args.seed)
              if any(t not in ("mstar", "boxes") for t in tasks) else None)
     mstar = ev.load_class_folders(args.mstar, args.mstar.name, progress=True) if args.mstar else None
-    boxes = ev.load_boxes(args.boxes, seed=args.seed) if args.boxes else None
+    boxes = ev.load_boxes(args.boxes, seed=args.seed, strict=args.boxes_strict) if args.boxes else None
+    if boxes is not None and (boxes.clipped or boxes.dropped or boxes.left_out):
+        print(f"  {args.boxes}: {boxes.clipped} box(es) clipped to the image border, {boxes.dropped} empty box(es) "
+              f"skipped, {boxes.left_out} image(s) not in the split files left out (--boxes-strict refuses them)")
     ref, dfs, t0 = None, [], time.time()
     for spec in specs:
         enc = ev.load_encoder(spec, reference=ref, device=args.device, seed=args.seed)
@@ -376,6 +383,9 @@ def cmd_eval(args) -> "pd.DataFrame":
         for t, why in ctx.skipped.items(): print(f"  {enc.name}: skipped {t} ({why})")
         print(f"  {enc.name}: " + ", ".join(f"{k} {v:.1f}s" for k, v in ctx.timings.items()))
         dfs.append(df)
+    dfs = [d for d in dfs if len(d)]
+    if not dfs: raise SARInputError("--tasks", f"no task produced a result for {', '.join(tasks)}",
+                                    "see the 'skipped' lines above: give the data those tasks need")
     df = pd.concat(dfs, ignore_index=True)
     ev.save_results(df, args.out)
     table = ev.summary_table(df)

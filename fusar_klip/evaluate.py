@@ -6,7 +6,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/evaluate.html.md"""
 
 # %% ../nbs/09_evaluate.ipynb #cc5b73b6
 from __future__ import annotations
-import json, math, re, subprocess, time, warnings
+import json, logging, math, re, subprocess, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,21 +14,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geo import SARInputError, check_exists, read_manifest, center_crop, read_display_chip, write_json_atomic, atomic_path
+from .geo import (SARInputError, SARFileNotFoundError, check_exists, inside, read_manifest, center_crop,
+                            read_display_chip, write_json_atomic, atomic_path)
 from .facts import ChipFacts, NINE_GRID, TARGET_CLASSES
 from .hcot import FIELD, PLURAL, read_corpus, location, _main_cls
 from .data import read_chip, sar_stats
 
+log = logging.getLogger("fusar_klip.evaluate")
+
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'WorldEval', 'target_boxes',
-           'load_world', 'Encoder', 'KlipEncoder', 'PixelStatsEncoder', 'extract', 'embed_texts', 'linear_probe',
-           'probe_proba', 'ridge_probe', 'accuracy', 'confusion', 'retrieval_ranks', 'recalls', 'recall_at_k',
-           'caption_words', 'caption_metrics', 'box_ap50', 'EvalContext', 'task_retrieval', 'task_captioning',
-           'vqa_labels', 'task_vqa', 'task_counting', 'task_landcover', 'task_scene', 'patch_labels', 'miou',
-           'task_segmentation', 'task_targets', 'detect_on_patches', 'task_detection', 'amplitude_to_db',
-           'read_class_folders', 'ClassFolderSet', 'load_class_folders', 'task_mstar', 'read_voc', 'read_coco',
-           'BoxSet', 'load_boxes', 'task_boxes', 'HFEncoder', 'OpenClipEncoder', 'load_encoder', 'resolve_tasks',
-           'git_commit', 'evaluate', 'save_results', 'read_results', 'summary_table', 'markdown_table', 'plot_results']
+__all__ = ['log', 'EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'VOC_SPLIT_FILES', 'CHECKPOINT_SPECS', 'TASKS', 'NEEDS',
+           'RESULT_COLUMNS', 'WorldEval', 'target_boxes', 'load_world', 'Encoder', 'KlipEncoder', 'PixelStatsEncoder',
+           'extract', 'embed_texts', 'linear_probe', 'probe_proba', 'ridge_probe', 'accuracy', 'confusion',
+           'retrieval_ranks', 'recalls', 'recall_at_k', 'caption_words', 'caption_metrics', 'box_ap50', 'EvalContext',
+           'task_retrieval', 'task_captioning', 'vqa_labels', 'task_vqa', 'task_counting', 'task_landcover',
+           'task_scene', 'patch_labels', 'miou', 'task_segmentation', 'task_targets', 'detect_on_patches',
+           'task_detection', 'amplitude_to_db', 'read_class_folders', 'ClassFolderSet', 'load_class_folders',
+           'task_mstar', 'voc_splits', 'read_voc', 'read_coco', 'BoxSet', 'load_boxes', 'task_boxes', 'HFEncoder',
+           'OpenClipEncoder', 'load_encoder', 'resolve_tasks', 'git_commit', 'evaluate', 'save_results', 'read_results',
+           'summary_table', 'markdown_table', 'plot_results']
 
 # %% ../nbs/09_evaluate.ipynb #260e4906
 def _read_codes(path) -> np.ndarray:
@@ -77,22 +81,44 @@ def target_boxes(man, layers:dict, min_size:float=16.0):
                                  x1=min(size, xc + w / 2), y1=min(size, yc + h / 2)))
     return pd.DataFrame(rows, columns=["chip", "cls", "x0", "y0", "x1", "y1"])
 
+def _eval_splits(man, holdout, mpath) -> np.ndarray:
+    "Each chip's split: the manifest's, or 'test' for the `holdout` cities and 'train' for the others; some must be 'train'."
+    cities = sorted(set(man.city))
+    if holdout:
+        unknown = sorted(set(holdout) - set(cities))
+        if unknown: raise SARInputError("--holdout", f"holdout cities {unknown} are not in the manifest {mpath}",
+                                        f"cities: {', '.join(cities)}")
+        split = np.where(man.city.isin(list(holdout)), "test", "train").astype(object)
+        if not (split == "train").any():
+            raise SARInputError("--holdout", f"holds out every city ({', '.join(cities)}), none is left to train the probes on",
+                                "hold out some of the cities, not all")
+        return split
+    if "split" not in man.columns:
+        raise SARInputError(mpath, "has no 'split' column", f"hold out some cities instead (--holdout CITY; cities: {', '.join(cities)})")
+    split = man.split.to_numpy(dtype=object)
+    if not (split == "train").any():
+        raise SARInputError(mpath, f"has no 'train' chips (splits: {', '.join(sorted(set(map(str, split))))})",
+                            f"hold out some cities instead (--holdout CITY; cities: {', '.join(cities)})")
+    return split
+
 def load_world(data="data/mini", # folder with chips/ (manifest, facts.parquet) and hcot/ (clean corpus)
                corpus=None, # clean caption corpus folder (default: DATA/hcot)
                world=None, # scenes folder with index.json and target layers (default: DATA/scenes)
-               max_per_split:int=0, # keep at most this many chips per split (0 = all; smoke runs)
+               max_per_split:int=0, # keep at most this many random chips per split, after `holdout` (0 = all; smoke runs)
                holdout:list|None=None, # cities to hold out (their chips become 'test', all others 'train'); default: the manifest's splits
                seed:int=0) -> WorldEval:
-    "Load the embedded world for evaluation: images standardised with the train split's dB statistics."
+    "Load the embedded world for evaluation: images standardised with the train split's dB statistics (held-out cities excluded)."
     import pandas as pd
     from fusar_klip.facts import scene_layers
     from fusar_klip.geo import SIM_LANDCOVER
     data = Path(data)
     chips = data / "chips"
-    man = read_manifest(chips / "manifest.parquet").reset_index(drop=True)
-    if max_per_split:
-        man = (man.groupby("split", group_keys=False).apply(lambda g: g.sample(min(len(g), max_per_split), random_state=seed))
-               .sort_index().reset_index(drop=True))
+    mpath = chips / "manifest.parquet"
+    man = read_manifest(mpath).reset_index(drop=True)
+    man["split"] = _eval_splits(man, holdout, mpath)
+    if max_per_split:   # a random subset per split, kept in manifest order (shuffle, then the first N of each split)
+        keep = man.sample(frac=1, random_state=seed).groupby("split", sort=False).head(max_per_split).index
+        man = man.loc[sorted(keep)].reset_index(drop=True)
     fpath = check_exists(chips / "facts.parquet")
     ftab = pd.read_parquet(fpath).set_index("chip_id")
     missing = set(man.chip_id) - set(ftab.index)
@@ -112,11 +138,6 @@ def load_world(data="data/mini", # folder with chips/ (manifest, facts.parquet) 
     for r in recs: caps.setdefault(r.chip_id, []).append(r.caption)
     layers = scene_layers(chips, Path(world) if world else data / "scenes")
     split = man.split.to_numpy(dtype=object)
-    if holdout:
-        unknown = sorted(set(holdout) - set(man.city))
-        if unknown: raise SARInputError(chips / "manifest.parquet", f"holdout cities {unknown} are not in the manifest",
-                                        f"cities: {', '.join(sorted(set(man.city)))}")
-        split = np.where(man.city.isin(list(holdout)), "test", "train").astype(object)
     return WorldEval(list(man.chip_id), split, man.city.to_numpy(), torch.from_numpy(imgs), lc, names,
                      facts, caps, target_boxes(man, layers), stats)
 
@@ -580,6 +601,9 @@ def detect_on_patches(P:torch.Tensor, boxes, split:np.ndarray, image_size:tuple,
     rng = np.random.default_rng(seed)
     Xa, ya = P[tr].reshape(-1, C).numpy(), lab[tr].reshape(-1)
     pos = np.nonzero(ya != "background")[0]; neg = np.nonzero(ya == "background")[0]
+    gt = boxes[np.isin(boxes.chip, te)].rename(columns={"chip": "image"})
+    empty = pd.DataFrame(columns=["image", "cls", "score", "x0", "y0", "x1", "y1"])
+    if not len(pos): return gt, empty   # no target in the training images: nothing to learn, nothing detected
     neg = rng.choice(neg, min(len(neg), max(bg_ratio * len(pos), 500)), replace=False)
     sel = np.concatenate([pos, neg])
     classes, proba = probe_proba(Xa[sel], ya[sel], P[te].reshape(-1, C).numpy(), seed=seed)
@@ -599,9 +623,7 @@ def detect_on_patches(P:torch.Tensor, boxes, split:np.ndarray, image_size:tuple,
         bw, bh = np.exp(reg[keep, 2]), np.exp(reg[keep, 3])
         preds.append(pd.DataFrame(dict(image=te[img[keep]], cls=c, score=s[keep], x0=xc - bw / 2, y0=yc - bh / 2,
                                        x1=xc + bw / 2, y1=yc + bh / 2)))
-    pred = pd.concat(preds) if preds else pd.DataFrame(columns=["image", "cls", "score", "x0", "y0", "x1", "y1"])
-    gt = boxes[np.isin(boxes.chip, te)].rename(columns={"chip": "image"})
-    return gt, pred
+    return gt, (pd.concat(preds) if preds else empty)
 
 def task_detection(ctx) -> list:
     "Target detection: a light head on frozen patch tokens; COCO AP at IoU 0.5 (pycocotools) on the simulator's boxes."
@@ -693,13 +715,77 @@ def task_mstar(ctx, shots=(1, 5, 10), draws:int=5) -> list:
 # %% ../nbs/09_evaluate.ipynb #29b88788
 def _check_box(src, what, x0, y0, x1, y1, W, H, tol=1.0):
     if not (x1 > x0 and y1 > y0):
-        raise SARInputError(src, f"{what}: empty box ({x0}, {y0}, {x1}, {y1}); expected xmin < xmax and ymin < ymax")
+        raise SARInputError(src, f"{what}: empty box ({x0}, {y0}, {x1}, {y1}); expected xmin < xmax and ymin < ymax",
+                            "without strict=True empty boxes are skipped")
     if x0 < -tol or y0 < -tol or x1 > W + tol or y1 > H + tol:
         raise SARInputError(src, f"{what}: box ({x0}, {y0}, {x1}, {y1}) lies outside the {W}x{H} image",
-                            "boxes are pixel coordinates inside the image")
+                            "boxes are pixel coordinates inside the image; without strict=True they are clipped to it")
 
-def read_voc(root) -> tuple:
-    "Pascal VOC layout (Annotations/*.xml, JPEGImages/, optional ImageSets/Main/{train,test}.txt): (images, boxes) tables."
+def _fit_box(src, what, box, W, H, strict:bool, counts:dict):
+    "`box` (x0, y0, x1, y1) clipped to the W x H image, or None when nothing is left; tallied in `counts`; `strict` raises instead."
+    if not all(math.isfinite(v) for v in box): raise SARInputError(src, f"{what}: box {box} has a non-finite coordinate")
+    if strict: _check_box(src, what, *box, W, H)
+    x0, y0, x1, y1 = box
+    c = (min(max(x0, 0.), W), min(max(y0, 0.), H), min(max(x1, 0.), W), min(max(y1, 0.), H))
+    if not (c[2] > c[0] and c[3] > c[1]): counts["dropped"] += 1; return None
+    if c != tuple(box): counts["clipped"] += 1
+    return c
+
+def _number(text, src, what) -> float:
+    "A coordinate or size read from an annotation file, as a float; a clear error when it is missing or not a number."
+    try: return float(text)
+    except (TypeError, ValueError): raise SARInputError(src, f"{what} is {text!r}, not a number") from None
+
+VOC_SPLIT_FILES = ("train", "trainval", "val", "test") # ImageSets/Main/NAME.txt files read by `voc_splits`
+
+def voc_splits(root) -> dict:
+    """Image id -> split from ImageSets/Main/{train,trainval,val,test}.txt (first word of each line); {} without them,
+    or when they name no held-out images. With a test.txt the probes fit on everything else listed (train, val,
+    trainval) and score on test; without one they fit on train (trainval minus val) and score on val."""
+    d = Path(root) / "ImageSets" / "Main"
+    ids = {}
+    for n in VOC_SPLIT_FILES:
+        f = d / f"{n}.txt"
+        if f.is_file():
+            words = [l.split()[0] for l in f.read_text(errors="replace").splitlines() if l.split()]
+            ids[n] = {Path(w).stem if Path(w).suffix.lower() in IMAGE_EXTS | {".xml"} else w for w in words}
+    held = "test" if "test" in ids else "val" if "val" in ids else None
+    if held is None:
+        if ids: log.warning("%s: ImageSets/Main has no test.txt or val.txt; the images are split at random", root)
+        return {}
+    train = set().union(*(ids.get(n, set()) for n in VOC_SPLIT_FILES if n != held))
+    if held == "val": train -= ids["val"] - ids.get("train", set())   # trainval holds the val images too
+    both = sorted(train & ids[held])
+    if both: raise SARInputError(d / f"{held}.txt", f"{len(both)} image(s) are also listed for training, e.g. {both[0]}",
+                                 "a held-out image must not be in train.txt / trainval.txt")
+    return {i: "train" for i in train} | {i: held for i in ids[held]}
+
+def _voc_image(root, fn:str, xml) -> Path:
+    "The image an annotation names: JPEGImages/<filename>, else the same name or the XML's name with an image extension."
+    p = inside(root / "JPEGImages", fn, xml, "<filename>")
+    if p.is_file(): return p
+    for stem in (p.stem, Path(xml).stem):
+        for e in sorted(IMAGE_EXTS):
+            for q in (p.with_name(stem + e), p.with_name(stem + e.upper())):
+                if q.is_file(): return q
+    raise SARFileNotFoundError(p, f"file not found (the image of {xml})", "put the images in JPEGImages/ under the names the XML files give")
+
+def _image_size(path) -> tuple:
+    "(width, height) of an image file from its header."
+    from PIL import Image
+    try:
+        with Image.open(path) as im: return im.size
+    except OSError as err: raise SARInputError(path, f"cannot be read as an image ({err})", "re-copy it, or remove it and its annotation") from None
+
+def _box_counts(boxes) -> dict:
+    "The clipped / dropped / left-out tallies a reader keeps in `boxes.attrs`."
+    return {k: int(boxes.attrs.get(k, 0)) for k in ("clipped", "dropped", "left_out")}
+
+def read_voc(root, strict:bool=False) -> tuple:
+    """Pascal VOC layout (Annotations/*.xml, JPEGImages/, optional ImageSets/Main/*.txt, see `voc_splits`): (images,
+    boxes) tables. Boxes that run past the image border are clipped to it and boxes left empty are skipped; images the
+    split files do not list are left out: `boxes.attrs` counts them (clipped, dropped, left_out). `strict=True` refuses
+    any box outside the image instead."""
     import xml.etree.ElementTree as ET, pandas as pd
     root = check_exists(root)
     ann = root / "Annotations"
@@ -708,54 +794,70 @@ def read_voc(root) -> tuple:
                             f"found: {', '.join(sorted(p.name for p in root.iterdir())) or 'nothing'}")
     xmls = sorted(ann.glob("*.xml"))
     if not xmls: raise SARInputError(ann, "has no .xml annotation files")
-    sets = {}
-    for s in ("train", "val", "test"):
-        f = root / "ImageSets" / "Main" / f"{s}.txt"
-        if f.exists(): sets.update({l.strip(): s for l in f.read_text().split() if l.strip()})
-    imgs, boxes = [], []
+    sets = voc_splits(root)
+    imgs, boxes, n = [], [], dict(clipped=0, dropped=0, left_out=0)
     for x in xmls:
         try: r = ET.parse(x).getroot()
-        except ET.ParseError as err: raise SARInputError(x, "not valid XML", str(err)) from None
-        fn = r.findtext("filename")
-        sz = r.find("size")
-        if fn is None or sz is None: raise SARInputError(x, "missing <filename> or <size> (VOC annotation expected)")
-        W, H = int(float(sz.findtext("width"))), int(float(sz.findtext("height")))
-        path = check_exists(root / "JPEGImages" / fn)
+        except ET.ParseError as err: raise SARInputError(x, f"not valid XML ({err})", "is the file complete? re-copy it") from None
+        fn = (r.findtext("filename") or "").strip()
+        if not fn: raise SARInputError(x, "missing <filename> (VOC annotation expected)")
+        split = sets.get(x.stem, sets.get(Path(fn).stem)) if sets else None
+        if sets and split is None: n["left_out"] += 1; continue
+        path = _voc_image(root, fn, x)
+        sz = [r.findtext(f"size/{t}") for t in ("width", "height")]
+        W, H = (int(_number(v, x, f"<size><{t}>")) if v and v.strip() else 0 for v, t in zip(sz, ("width", "height")))
+        if W <= 0 or H <= 0: W, H = _image_size(path)   # some sets leave <size> out or write 0
         i = len(imgs)
-        imgs.append(dict(image=i, path=str(path), width=W, height=H, split=sets.get(x.stem, sets.get(Path(fn).stem))))
+        imgs.append(dict(image=i, path=str(path), width=W, height=H, split=split))
         for k, o in enumerate(r.findall("object")):
-            bb = o.find("bndbox")
-            if bb is None: raise SARInputError(x, f"object {k} has no <bndbox>")
-            x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
-            _check_box(x, f"object {k} ({o.findtext('name')})", x0, y0, x1, y1, W, H)
-            boxes.append(dict(image=i, cls=o.findtext("name"), x0=x0, y0=y0, x1=x1, y1=y1))
-    return pd.DataFrame(imgs), pd.DataFrame(boxes, columns=["image", "cls", "x0", "y0", "x1", "y1"])
+            bb, name = o.find("bndbox"), (o.findtext("name") or "").strip()
+            if bb is None or not name: raise SARInputError(x, f"object {k} has no <bndbox> or no <name>")
+            box = tuple(_number(bb.findtext(t), x, f"object {k} <{t}>") for t in ("xmin", "ymin", "xmax", "ymax"))
+            c = _fit_box(x, f"object {k} ({name})", box, W, H, strict, n)
+            if c: boxes.append(dict(image=i, cls=name, x0=c[0], y0=c[1], x1=c[2], y1=c[3]))
+    if not imgs: raise SARInputError(root / "ImageSets" / "Main", f"lists none of the {len(xmls)} annotations (e.g. {xmls[0].stem})",
+                                     "the split files list annotation names without .xml, one per line")
+    b = pd.DataFrame(boxes, columns=["image", "cls", "x0", "y0", "x1", "y1"]); b.attrs.update(n)
+    return pd.DataFrame(imgs), b
 
-def read_coco(json_path, images_dir=None) -> tuple:
-    "COCO detection JSON (images, annotations, categories; bbox = x, y, w, h): (images, boxes) tables."
+def read_coco(json_path, images_dir=None, strict:bool=False) -> tuple:
+    """COCO detection JSON (images, annotations, categories; bbox = x, y, w, h): (images, boxes) tables. Boxes past the
+    image border are clipped, empty ones skipped and counted in `boxes.attrs`, as in `read_voc`; `strict=True` refuses them."""
     import pandas as pd
     p = check_exists(json_path)
     try: d = json.loads(p.read_text())
-    except json.JSONDecodeError as err: raise SARInputError(p, "not valid JSON", str(err)) from None
-    missing = [k for k in ("images", "annotations", "categories") if k not in d]
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SARInputError(p, f"not valid JSON ({err})", "is the file complete? re-copy or re-export it") from None
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(d, dict) or k not in d]
     if missing: raise SARInputError(p, f"not a COCO detection file: missing {', '.join(missing)}",
                                     "expected keys images, annotations, categories")
-    cats = {c["id"]: c["name"] for c in d["categories"]}
     base = Path(images_dir) if images_dir else p.parent
-    im = {m["id"]: m for m in d["images"]}
-    imgs = [dict(image=k, path=str(check_exists(base / m["file_name"])), width=int(m["width"]), height=int(m["height"]),
-                 split=m.get("split"), coco_id=m["id"]) for k, m in enumerate(d["images"])]
-    pos = {m["id"]: k for k, m in enumerate(d["images"])}
-    boxes = []
-    for a in d["annotations"]:
-        if a["image_id"] not in im: raise SARInputError(p, f"annotation {a.get('id')} refers to unknown image_id {a['image_id']}")
-        if a["category_id"] not in cats:
-            raise SARInputError(p, f"annotation {a.get('id')} has category_id {a['category_id']}, not in categories {sorted(cats)}")
-        x, y, w, h = map(float, a["bbox"]); m = im[a["image_id"]]
-        _check_box(p, f"annotation {a.get('id')}", x, y, x + w, y + h, m["width"], m["height"])
-        boxes.append(dict(image=pos[a["image_id"]], cls=cats[a["category_id"]], x0=x, y0=y, x1=x + w, y1=y + h))
-    return pd.DataFrame(imgs), pd.DataFrame(boxes, columns=["image", "cls", "x0", "y0", "x1", "y1"])
+    try: cats = {c["id"]: str(c["name"]) for c in d["categories"]}
+    except (KeyError, TypeError) as err: raise SARInputError(p, f"malformed categories ({err!r})", "each needs id and name") from None
+    imgs, pos = [], {}
+    for k, m in enumerate(d["images"]):
+        try: mid, fn, W, H = m["id"], str(m["file_name"]), int(m["width"]), int(m["height"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise SARInputError(p, f"images[{k}] is malformed ({err!r})", "each image needs id, file_name, width and height") from None
+        f = inside(base, fn, p, "file_name")
+        if not f.is_file(): raise SARFileNotFoundError(f, f"file not found (images[{k}] of {p})", f"file_name is relative to {base}")
+        pos[mid] = k
+        imgs.append(dict(image=k, path=str(f), width=W, height=H, split=m.get("split"), coco_id=mid))
+    boxes, n = [], dict(clipped=0, dropped=0, left_out=0)
+    for k, a in enumerate(d["annotations"]):
+        try: iid, cid, box = a["image_id"], a["category_id"], [float(v) for v in a["bbox"]][:4]
+        except (KeyError, TypeError, ValueError) as err:
+            raise SARInputError(p, f"annotations[{k}] is malformed ({err!r})", "each needs image_id, category_id and bbox [x, y, w, h]") from None
+        if iid not in pos: raise SARInputError(p, f"annotation {a.get('id')} refers to unknown image_id {iid}")
+        if cid not in cats: raise SARInputError(p, f"annotation {a.get('id')} has category_id {cid}, not in categories {sorted(cats)}")
+        if len(box) < 4: raise SARInputError(p, f"annotation {a.get('id')}: bbox {a['bbox']} needs 4 numbers (x, y, w, h)")
+        x, y, w, h = box; m = imgs[pos[iid]]
+        c = _fit_box(p, f"annotation {a.get('id')}", (x, y, x + w, y + h), m["width"], m["height"], strict, n)
+        if c: boxes.append(dict(image=pos[iid], cls=cats[cid], x0=c[0], y0=c[1], x1=c[2], y1=c[3]))
+    b = pd.DataFrame(boxes, columns=["image", "cls", "x0", "y0", "x1", "y1"]); b.attrs.update(n)
+    return pd.DataFrame(imgs), b
 
+# %% ../nbs/09_evaluate.ipynb #229cde9a
 @dataclass
 class BoxSet:
     "A box-annotated SAR image set for counting and detection: standardised images at one size, boxes, splits."
@@ -763,28 +865,45 @@ class BoxSet:
     images: torch.Tensor # (N, 1, size, size)
     boxes: "pd.DataFrame" # chip (image index), cls, x0, y0, x1, y1 in the resized pixels
     split: np.ndarray
+    clipped: int = 0 # boxes clipped to the image border when read
+    dropped: int = 0 # empty boxes skipped (zero width or height after clipping)
+    left_out: int = 0 # images the dataset's split files do not list
 
-def load_boxes(path, name:str|None=None, size:int=128, test_fraction:float=0.3, seed:int=0) -> BoxSet:
+def load_boxes(path, name:str|None=None, size:int=128, test_fraction:float=0.3, seed:int=0,
+               strict:bool=False, # refuse boxes outside the image instead of clipping them
+              ) -> BoxSet:
     "A VOC folder or a COCO JSON as a `BoxSet`: images resized to `size`, boxes scaled; random split when none is given."
     from PIL import Image
     path = check_exists(path)
-    imgs, boxes = read_coco(path) if path.is_file() else read_voc(path)
+    imgs, boxes = read_coco(path, strict=strict) if path.is_file() else read_voc(path, strict=strict)
+    if not len(imgs): raise SARInputError(path, "has no images")
+    counts = _box_counts(boxes)
+    if any(counts.values()):
+        log.warning("%s: %d box(es) clipped to the image border, %d empty box(es) skipped, %d image(s) not in the split "
+                    "files left out (strict=True refuses such boxes)", path, counts["clipped"], counts["dropped"], counts["left_out"])
     arr = []
     for r in imgs.itertuples():
-        with Image.open(r.path) as im: a = np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), np.float32) / 255
+        try:
+            with Image.open(r.path) as im: a = np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), np.float32) / 255
+        except OSError as err: raise SARInputError(r.path, f"cannot be read as an image ({err})", "re-copy it, or remove it and its annotation") from None
         arr.append(amplitude_to_db(a))
     arr = np.stack(arr)
     split = imgs.split.to_numpy(dtype=object)
     if any(s is None or s != s for s in split):
         rng = np.random.default_rng(seed)
         split = np.where(rng.random(len(imgs)) < test_fraction, "test", "train").astype(object)
-    tr = split == "train"
+    tr, n_te = split == "train", int(np.isin(split, EVAL_SPLITS).sum())
+    if not tr.any() or not n_te:
+        raise SARInputError(path, f"{len(imgs)} image(s) split into {int(tr.sum())} 'train' and {n_te} held-out ({HELD_OUT}); "
+                            f"both are needed (splits found: {', '.join(sorted(set(map(str, split))))})",
+                            "add images, give the dataset's split (ImageSets/Main/train.txt + test.txt, or a 'split' per COCO image), "
+                            "or change test_fraction")
     mu, sd = float(arr[tr].mean()), float(arr[tr].std()) + 1e-6
     sx = size / imgs.width.to_numpy(float); sy = size / imgs.height.to_numpy(float)
     b = boxes.rename(columns={"image": "chip"}).copy()
     i = b.chip.to_numpy()
     b["x0"], b["x1"] = b.x0 * sx[i], b.x1 * sx[i]; b["y0"], b["y1"] = b.y0 * sy[i], b.y1 * sy[i]
-    return BoxSet(name or path.stem, torch.from_numpy((arr - mu) / sd)[:, None], b, split)
+    return BoxSet(name or path.stem, torch.from_numpy((arr - mu) / sd)[:, None], b, split, **counts)
 
 def task_boxes(ctx) -> list:
     "Counting (ridge probe, exact and MAE) and detection (AP50, light head) on a VOC / COCO box set."
@@ -797,9 +916,31 @@ def task_boxes(ctx) -> list:
     rows = _rows("boxes", B.name, "test", {"count_exact": 100.0 * float(np.mean(pred == y[te])),
                                            "count_MAE": float(np.abs(pred - y[te]).mean())}, protocol="probe", n=len(te))
     gt, det = detect_on_patches(f["patches"], B.boxes, B.split, tuple(B.images.shape[-2:]), ctx.seed)
+    ctx.artefacts["boxes"] = dict(clipped=B.clipped, dropped=B.dropped, left_out=B.left_out)
     return rows + _rows("boxes", B.name, "test", {"AP50": box_ap50(gt, det, tuple(B.images.shape[-2:]))}, protocol="probe", n=len(gt))
 
 # %% ../nbs/09_evaluate.ipynb #829875bd
+_REDO = "re-copy the model folder or retrain"
+
+def _read_config(f) -> dict:
+    "A model folder's config.json as a dict; a clear error when it is missing, cut short or not JSON."
+    f = Path(f)
+    if not f.is_file(): raise SARFileNotFoundError(f, "file not found: the model folder is incomplete", _REDO)
+    try: d = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err: raise SARInputError(f, f"truncated or not a JSON file ({err})", _REDO) from None
+    if not isinstance(d, dict): raise SARInputError(f, "not a model config (expected a JSON object)", _REDO)
+    return d
+
+def _loaded(folder, load, what:str="weights"):
+    "`load()`, turning the errors of a missing, cut or foreign weights / tokenizer file into one that names the folder."
+    from safetensors import SafetensorError
+    try: return load()
+    except SARInputError: raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        msg = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise SARInputError(folder, f"the {what} cannot be loaded ({msg}): a file is truncated, missing or not what it claims to be",
+                            _REDO) from None
+
 class HFEncoder(Encoder):
     """A Hugging Face CLIP or BLIP (image-text retrieval) checkpoint from a local folder, fed 1-channel SAR: standardised
     dB mapped to [0, 1] (+-2 std), resized to the model's input, repeated to 3 channels, normalised with its mean/std."""
@@ -807,7 +948,7 @@ class HFEncoder(Encoder):
     def __init__(self, path, name:str|None=None, device="cpu"):
         from transformers import AutoTokenizer
         p = check_exists(path)
-        cfg = json.loads(check_exists(p / "config.json").read_text())
+        cfg = _read_config(p / "config.json")
         self.kind = cfg.get("model_type")
         if self.kind == "clip":
             from transformers import CLIPModel as M
@@ -816,8 +957,8 @@ class HFEncoder(Encoder):
         else:
             raise SARInputError(p / "config.json", f"model_type {self.kind!r} is not supported by HFEncoder",
                                 "expected a Hugging Face 'clip' or 'blip' checkpoint folder")
-        self.model = M.from_pretrained(p, local_files_only=True).eval().to(device)
-        self.tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
+        self.model = _loaded(p, lambda: M.from_pretrained(p, local_files_only=True)).eval().to(device)
+        self.tok = _loaded(p, lambda: AutoTokenizer.from_pretrained(p, local_files_only=True), "tokenizer")
         vc = self.model.config.vision_config
         self.size, self.patch, self.device, self.name = vc.image_size, vc.patch_size, device, name or p.name
         pre = p / "preprocessor_config.json"
@@ -904,12 +1045,15 @@ class OpenClipEncoder(HFEncoder):
     def __init__(self, checkpoint, tokenizer, act:str="gelu", # 'gelu' (most open_clip models) or 'quick_gelu' (OpenAI's)
                  name:str|None=None, device="cpu"):
         from transformers import CLIPConfig, CLIPModel, AutoTokenizer
-        p = check_exists(checkpoint)
+        p = Path(checkpoint)
+        if not p.is_file(): raise SARFileNotFoundError(p, "checkpoint file not found", "open_clip:FILE names a local .pt / .bin / .safetensors file")
         try:
             if p.suffix == ".safetensors":
                 from safetensors.torch import load_file; sd = load_file(str(p))
             else: sd = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as err: raise SARInputError(p, "not a checkpoint torch or safetensors can read", str(err)[:200]) from None
+        except Exception as err:
+            raise SARInputError(p, f"truncated or not a checkpoint torch / safetensors can read ({str(err)[:200]})",
+                                "re-copy or re-download it") from None
         sd = sd.get("state_dict", sd)
         try: kw, hf = _openai_to_hf(sd)
         except (KeyError, ValueError) as err: raise SARInputError(p, "not an open_clip / OpenAI CLIP ViT checkpoint", str(err)[:300]) from None
@@ -919,7 +1063,9 @@ class OpenClipEncoder(HFEncoder):
         missing = [m for m in missing if not m.endswith("position_ids")]
         if missing or unexpected: raise SARInputError(p, f"converted weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
         self.model.to(device)
-        self.tok = AutoTokenizer.from_pretrained(check_exists(tokenizer), local_files_only=True)
+        t = Path(tokenizer)
+        if not t.is_dir(): raise SARFileNotFoundError(t, "tokenizer folder not found", "open_clip:FILE,tokenizer=DIR needs a local folder with a saved tokenizer")
+        self.tok = _loaded(t, lambda: AutoTokenizer.from_pretrained(t, local_files_only=True), "tokenizer")
         self.kind, self.device, self.name = "clip", device, name or p.stem
         vc = self.model.config.vision_config
         self.size, self.patch = vc.image_size, vc.patch_size
@@ -927,29 +1073,41 @@ class OpenClipEncoder(HFEncoder):
         self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
         self.max_len = self.model.config.text_config.max_position_embeddings
 
+CHECKPOINT_SPECS = "a fusar-klip run or model folder, hf:FOLDER, open_clip:FILE,tokenizer=DIR, 'pixel-stats' or 'random-init'"
+
 def load_encoder(spec:str, reference=None, device="cpu", seed:int=0) -> Encoder:
     """An encoder from a spec: a fusar-klip model folder or run folder (its model/), 'pixel-stats', 'random-init'
     (the architecture and tokenizer of `reference`, a KlipEncoder, freshly initialised), 'hf:PATH' (HF CLIP / BLIP)
     or 'open_clip:FILE,tokenizer=DIR[,act=quick_gelu]' (an open_clip / OpenAI CLIP ViT checkpoint)."""
+    spec = str(spec)
     if spec == "pixel-stats": return PixelStatsEncoder()
     if spec == "random-init":
-        if reference is None: raise ValueError("'random-init' needs a trained fusar-klip checkpoint listed before it (its architecture)")
+        if reference is None: raise SARInputError("--checkpoint", "'random-init' needs a trained fusar-klip checkpoint listed before it (its architecture)")
         return KlipEncoder.random_init(reference.model, seed)
-    if spec.startswith("hf:"): return HFEncoder(spec[3:], device=device)
+    if spec.startswith("hf:"):
+        p = Path(spec[3:])
+        if not p.is_dir(): raise SARFileNotFoundError(p, "folder not found", "hf:FOLDER is a local Hugging Face CLIP / BLIP checkpoint folder")
+        return HFEncoder(p, device=device)
     if spec.startswith("open_clip:"):
         parts = spec[len("open_clip:"):].split(",")
+        bad = [x for x in parts[1:] if x.split("=", 1)[0] not in ("tokenizer", "act") or "=" not in x]
         opts = dict(x.split("=", 1) for x in parts[1:] if "=" in x)
-        if "tokenizer" not in opts:
-            raise ValueError("open_clip:CHECKPOINT needs ',tokenizer=DIR' (a local tokenizer folder, e.g. a saved CLIPTokenizer)")
+        if not parts[0] or bad or "tokenizer" not in opts or opts.get("act", "gelu") not in ("gelu", "quick_gelu"):
+            raise SARInputError("--checkpoint", f"{spec!r} is not open_clip:FILE,tokenizer=DIR[,act=gelu|quick_gelu]"
+                                + (f" (unknown part(s): {', '.join(bad)})" if bad else ""),
+                                "the tokenizer is a local folder with a saved tokenizer, e.g. a CLIPTokenizer")
         return OpenClipEncoder(parts[0], opts["tokenizer"], opts.get("act", "gelu"), device=device)
-    p = check_exists(spec)
-    if (p / "model" / "config.json").exists(): return KlipEncoder.load(p / "model", p.name, device)
+    p = Path(spec)
+    if not p.exists():
+        raise SARFileNotFoundError("--checkpoint", f"{spec!r} is no file or folder, nor a known name", f"pass {CHECKPOINT_SPECS}")
+    if p.is_file():
+        raise SARInputError(p, "is a file; a checkpoint is a folder", f"pass its folder, or open_clip:FILE,tokenizer=DIR for an open_clip file")
+    if (p / "model").is_dir(): return KlipEncoder.load(p / "model", p.name, device)   # a run folder
     if (p / "config.json").exists():
-        mt = json.loads((p / "config.json").read_text()).get("model_type")
-        if mt in ("clip", "blip"): return HFEncoder(p, device=device)
+        if _read_config(p / "config.json").get("model_type") in ("clip", "blip"): return HFEncoder(p, device=device)
         return KlipEncoder.load(p, p.parent.name if p.name == "model" else p.name, device)
     raise SARInputError(p, "not a model folder: expected config.json (+ model.safetensors), or a run folder with model/",
-                        "pass a fusar-klip run or model folder, hf:PATH, 'pixel-stats' or 'random-init'")
+                        f"pass {CHECKPOINT_SPECS}")
 
 # %% ../nbs/09_evaluate.ipynb #0eb2cf10
 TASKS = dict(retrieval=task_retrieval, captioning=task_captioning, vqa=task_vqa, counting=task_counting,
@@ -1011,6 +1169,9 @@ def evaluate(encoder:Encoder, tasks="all", world:WorldEval|None=None, mstar:Clas
 # %% ../nbs/09_evaluate.ipynb #63c03b1f
 def save_results(df, out, plots:bool=True) -> Path:
     "Write results.csv and results.json (atomically) and a plot per task under plots/; returns the folder."
+    if not len(df): raise SARInputError("--tasks", "no result to save: every task was skipped or produced nothing",
+                                        "pick tasks the models can run (models without a text tower skip retrieval, "
+                                        "captioning and scene; mstar and boxes need --mstar / --boxes)")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "results.csv") as t: df.to_csv(t, index=False)
     write_json_atomic(out / "results.json", json.loads(df.to_json(orient="records")))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .geo import SARInputError, check_exists
+from .geo import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'KlipModel']
@@ -264,18 +264,30 @@ class KlipModel(nn.Module):
         "Load a model saved by `save_pretrained` (safetensors only; nothing is unpickled or downloaded)."
         from safetensors.torch import load_model
         from fusar_klip.data import load_tokenizer
+        from safetensors import SafetensorError
         p = check_exists(path)
-        cfg_file = check_exists(p / "config.json")
-        d = json.loads(cfg_file.read_text())
-        if d.get("model_type") != "fusar-klip":
-            raise SARInputError(cfg_file, f"not a fusar-klip model (model_type {d.get('model_type')!r})",
+        redo = "re-copy the model folder or retrain (save_pretrained writes config.json and model.safetensors)"
+        cfg_file, weights = p / "config.json", p / "model.safetensors"
+        if not cfg_file.is_file(): raise SARFileNotFoundError(cfg_file, "file not found: the model folder is incomplete", redo)
+        try: d = json.loads(cfg_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise SARInputError(cfg_file, f"truncated or not a JSON file ({err})", redo) from None
+        mt = d.get("model_type") if isinstance(d, dict) else None
+        if mt != "fusar-klip":
+            raise SARInputError(cfg_file, f"not a fusar-klip model (model_type {mt!r})",
                                 "use load_blip_checkpoint for transformers BLIP checkpoints")
-        cfg = KlipConfig.from_dict(d)
-        tok = load_tokenizer(p) if (p / "tokenizer_config.json").exists() else None
+        if not weights.is_file(): raise SARFileNotFoundError(weights, "file not found: the model folder is incomplete", redo)
+        try: cfg = KlipConfig.from_dict(d)
+        except (ValueError, TypeError) as err: raise SARInputError(cfg_file, f"bad model config: {err}", redo) from None
+        try: tok = load_tokenizer(p) if (p / "tokenizer_config.json").exists() else None
+        except Exception as err:   # tokenizers raises its own exception types for a cut tokenizer.json
+            raise SARInputError(p / "tokenizer.json", f"the saved tokenizer cannot be read ({str(err)[:200]})", redo) from None
         model = cls(cfg, tok)
-        try: load_model(model, str(check_exists(p / "model.safetensors")), strict=True, device=str(device))
+        try: load_model(model, str(weights), strict=True, device=str(device))
+        except SafetensorError as err:
+            raise SARInputError(weights, f"truncated or not a safetensors file ({err})", redo) from None
         except RuntimeError as err:
-            raise SARInputError(p / "model.safetensors", "weights do not match the config's architecture",
+            raise SARInputError(weights, "weights do not match the config's architecture",
                                 str(err).splitlines()[0][:300]) from None
         return model.to(device)
 
