@@ -27,9 +27,9 @@ __all__ = ['CALIBRATIONS', 'MANIFEST_COLUMNS', 'SIM_LANDCOVER', 'WORLDCOVER', 'S
            'check_exists', 'inside', 'safe_id', 'atomic_path', 'remove_stale_temps', 'write_text_atomic',
            'write_json_atomic', 'check_writable', 'RasterInfo', 'inspect_raster', 'open_sar', 'write_raster',
            'lin_to_db', 'db_to_lin', 's1_sigma0', 'open_s1_sigma0', 'gf3_calibration', 'gf3_sigma0_db', 'calibrate',
-           'center_crop', 'read_display_chip', 'chip_windows', 'check_backscatter', 'SceneChips', 'TileStats',
-           'chip_ok', 'chip_name', 'tile_scene', 'rows_to_manifest', 'write_manifest', 'read_manifest', 'scene_ids',
-           'tile_scenes', 'show_chip', 'show_chip_file', 'shared_data_dir']
+           'center_crop', 'read_display_chip', 'chip_windows', 'check_backscatter', 'check_db_values', 'SceneChips',
+           'TileStats', 'chip_ok', 'chip_name', 'tile_scene', 'rows_to_manifest', 'write_manifest', 'read_manifest',
+           'scene_ids', 'tile_scenes', 'show_chip', 'show_chip_file', 'shared_data_dir']
 
 # %% ../nbs/00_geo.ipynb #3427f434
 class SARInputError(ValueError):
@@ -47,7 +47,7 @@ class SARFileNotFoundError(SARInputError, FileNotFoundError):
 def check_exists(path) -> Path:
     "Return `path` as a `Path`, raising `SARFileNotFoundError` if it does not exist."
     path = Path(path)
-    if not path.exists(): raise SARFileNotFoundError(path, "file not found", "check the path or run `fusar-klip synth` first")
+    if not path.exists(): raise SARFileNotFoundError(path, "file not found", "check the path")
     return path
 
 # %% ../nbs/00_geo.ipynb #d33463c6
@@ -360,6 +360,22 @@ def check_backscatter(info:RasterInfo) -> RasterInfo:
                             "8-bit target chips such as MSTAR are read with read_display_chip instead")
     return info
 
+def check_db_values(info:RasterInfo, # a float raster to be tiled as dB
+                    n:int=256, # side of the decimated overview that is checked
+                   ) -> RasterInfo:
+    "Refuse float rasters whose values cannot be dB: valid values that vary but are all >= 0 (linear power or amplitude)."
+    if info.radiometry.endswith("_db") or info.radiometry == "db": return info     # the file says it is dB
+    with rasterio.open(info.path) as src:
+        try: a = src.read(1, out_shape=(min(n, info.height), min(n, info.width)), out_dtype="float64")
+        except rasterio.errors.RasterioError: return info     # unreadable: reported with its rows when tiled
+    v = a[np.isfinite(a)]
+    if info.nodata is not None and not np.isnan(info.nodata): v = v[v != info.nodata]
+    if v.size >= 16 and v.min() >= 0 and v.max() > v.min():     # (a constant test image says nothing)
+        raise SARInputError(info.path, f"every sampled value is >= 0 (median {np.median(v):.3g}): this looks like linear "
+                            "power or amplitude, not backscatter in dB", "convert with 10*log10 (geo.lin_to_db) first; "
+                            "if the values really are dB, set the GeoTIFF tag RADIOMETRY=sigma0_db")
+    return info
+
 # %% ../nbs/00_geo.ipynb #35c31e5c
 class SceneChips:
     "Map-style dataset of the chip windows of one scene, read lazily by window."
@@ -372,6 +388,7 @@ class SceneChips:
                 ):
         if nonfinite not in ("error", "nodata"): raise ValueError(f"nonfinite must be 'error' or 'nodata', not {nonfinite!r}")
         self.info = check_backscatter(inspect_raster(path, bands))
+        check_db_values(self.info)
         self.path, self.size, self.nonfinite = self.info.path, size, nonfinite
         self.windows = chip_windows(self.info.height, self.info.width, size, stride, self.path)
         self._src = None
@@ -400,7 +417,7 @@ class SceneChips:
         if not finite.all() and self.nonfinite == "error" and not (is_nan_nodata and not np.isinf(img).any()):
             n = int((~finite).sum())
             raise SARInputError(self.path, f"{n} NaN/inf value(s) in {where} that are not the nodata value ({nodata})",
-                                "fix the product, or pass nonfinite='nodata' to treat them as nodata")
+                                "fix the product, or treat them as nodata: --nonfinite nodata (nonfinite='nodata' in Python)")
         valid = finite
         if nodata is not None and not np.isnan(nodata): valid &= img != nodata
         return valid.all(axis=0)
@@ -494,7 +511,11 @@ def tile_scene(scene, # scene raster with a CRS
                                 f"({ds.info.height} x {ds.info.width})", "resample it onto the scene grid first")
         lc = rasterio.open(li.path)
     stats, rows = TileStats(), []
-    if (out_dir / scene_id).is_dir(): remove_stale_temps(out_dir / scene_id)
+    sdir = out_dir / scene_id
+    if sdir.is_symlink() or (sdir.exists() and not sdir.resolve().is_relative_to(out_dir.resolve())):
+        raise SARInputError(sdir, "is a link to a folder outside the output folder; chips are only written inside it",
+                            "remove the link, or choose another output folder")
+    if sdir.is_dir(): remove_stale_temps(sdir)
     try:
         for i, s in enumerate(tqdm(ds, total=len(ds), desc=f"tile {scene_id}", unit="chip", disable=not progress,
                                    leave=False)):

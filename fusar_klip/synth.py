@@ -6,7 +6,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/synth.html.md"""
 
 # %% ../nbs/01_synth.ipynb #2eb9b923
 from __future__ import annotations
-import json, math, os, re
+import json, logging, math, os, re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -19,10 +19,12 @@ from tqdm.auto import tqdm
 from .geo import (SIM_LANDCOVER, SARInputError, atomic_path, db_to_lin, lin_to_db, remove_stale_temps,
                             write_json_atomic, write_raster)
 
+log = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['GAZETTEER', 'WORLDS', 'LC', 'NODATA', 'City', 'utm_epsg', 'WorldConfig', 'split_of', 'SceneSpec', 'world_scenes',
-           'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'render_sar', 'targets_frame', 'simulate_scene',
-           'write_scene', 'synth_world', 'read_world', 'tiling_inputs']
+__all__ = ['log', 'GAZETTEER', 'WORLDS', 'LC', 'NODATA', 'City', 'utm_epsg', 'WorldConfig', 'split_of', 'SceneSpec',
+           'world_scenes', 'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'render_sar', 'targets_frame',
+           'simulate_scene', 'write_scene', 'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
 
 # %% ../nbs/01_synth.ipynb #0ad4336c
 @dataclass(frozen=True)
@@ -447,6 +449,16 @@ def write_scene(sim:dict, out_dir) -> dict:
     write_json_atomic(d / "scene.json", entry)      # written last: marks the scene complete
     return entry
 
+def scene_ok(d) -> bool:
+    "True when a scene folder's rasters read in full and its targets layer is a readable GeoJSON."
+    import rasterio
+    try:
+        for name in ("sar.tif", "landcover.tif"):
+            with rasterio.open(Path(d) / name) as src: src.read()
+        json.loads((Path(d) / "targets.geojson").read_text())["features"]
+        return True
+    except (rasterio.errors.RasterioError, OSError, ValueError, KeyError, TypeError): return False
+
 def _make_scene(args):
     "Worker: simulate and write one scene (module-level so process pools can pickle it)."
     spec, cfg, out_dir = args
@@ -470,12 +482,15 @@ def synth_world(out_dir, # folder; scenes go to out_dir/<scene_id>/, the index t
         f = out_dir / s.scene_id / "scene.json"
         if f.parent.is_dir(): remove_stale_temps(f.parent)
         if f.exists():
-            entry = json.loads(f.read_text())
-            if entry["params"]["world"] != asdict(cfg):
+            try: entry = json.loads(f.read_text())
+            except json.JSONDecodeError: entry = None
+            if entry is not None and entry["params"]["world"] != asdict(cfg):
                 raise SARInputError(f, f"scene was simulated with {entry['params']['world']}, not {asdict(cfg)}",
                                     "use another output folder or delete this one")
-            done[s.scene_id] = entry
-        else: todo.append(s)
+            if entry is not None and scene_ok(f.parent): done[s.scene_id] = entry; continue
+            f.unlink()          # a damaged or incomplete scene (truncated raster, deleted file): simulate it again
+            log.warning("%s: damaged scene files, simulating it again", f.parent)
+        todo.append(s)
     workers = workers or min(8, os.cpu_count() or 1)
     bar = tqdm(total=len(specs), initial=len(done), desc=f"synth {cfg.name}", unit="scene", disable=not progress)
     if workers > 1 and len(todo) > 1:
