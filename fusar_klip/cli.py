@@ -16,7 +16,7 @@ from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'preview', 'make_backend', 'cmd_annotate', 'parse_overrides',
-           'cmd_train', 'cmd_demo', 'cmd_eval', 'explain', 'main']
+           'cmd_train', 'cmd_demo', 'check_device', 'cmd_eval', 'explain', 'main']
 
 # %% ../nbs/90_cli.ipynb #1dcc534a
 _FMT = argparse.RawDescriptionHelpFormatter
@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_whole(1), default=256, help="chips per atomically written batch (the resume unit)")
     p.add_argument("--noise", type=_real(0, 1), default=0.0,
                    help="corrupt this fraction of clauses, keeping the truth (for SCIO experiments); default 0")
-    p.add_argument("--classes", default="auto", help="land-cover class table: auto, sim or worldcover")
+    p.add_argument("--classes", default="auto", choices=["auto", "sim", "worldcover"],
+                   help="land-cover class table: auto (the chips' CLASSES tag, else sim), sim or worldcover (ESA WorldCover)")
     p.add_argument("--unknown", choices=["error", "ignore"], default="error",
                    help="land-cover codes missing from the class table: stop (default) or count and go on")
     p.add_argument("--wait", type=_real(0), default=None,
@@ -358,6 +359,20 @@ def cmd_demo(args) -> dict:
              f"  curves:   {out / 'training.png'}" if trained else ""))
     return summary
 
+def check_device(name:str, option:str="--device") -> str:
+    "`name` if torch knows the device and this machine has it; else an error naming `option`."
+    import torch
+    try: dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise SARInputError(option, f"unknown device {name!r}", "use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SARInputError(option, f"{name!r} asked for, but this machine has no usable CUDA GPU", "use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SARInputError(option, f"{name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SARInputError(option, "'mps' asked for, but Apple's MPS is not available here", "use cpu")
+    return name
+
 def cmd_eval(args) -> "pd.DataFrame":
     "Evaluate checkpoints (and floors) on the tasks; write the results table, plots and summary.md."
     import pandas as pd
@@ -367,6 +382,7 @@ def cmd_eval(args) -> "pd.DataFrame":
     specs = list(args.checkpoint) + (["random-init", "pixel-stats"] if args.floors else [])
     if not specs: raise SARInputError("--checkpoint", "nothing to evaluate", "pass --checkpoint MODEL (repeatable) and/or --floors")
     check_writable(args.out)
+    check_device(args.device)
     holdout = [c.strip() for c in args.holdout.split(",") if c.strip()] or None
     world = (ev.load_world(args.data, args.corpus, max_per_split=args.max_per_split, holdout=holdout, seed=args.seed)
              if any(t not in ("mstar", "boxes") for t in tasks) else None)

@@ -384,7 +384,7 @@ class EvalContext:
         tr, te = W.idx("train"), np.concatenate([W.idx(s) for s in EVAL_SPLITS])
         if not len(tr) or not len(te):
             raise ValueError(f"the world needs chips in 'train' and in the held-out splits ({HELD_OUT}); it has "
-                             f"{len(tr)} and {len(te)} -- hold out some cities with load_world(..., holdout=[...])")
+                             f"{len(tr)} and {len(te)} -- hold out some cities: --holdout CITY (load_world(..., holdout=[...]) in Python)")
         return tr, te
 
 def _rows(task, dataset, split, metrics:dict, **extra) -> list:
@@ -880,7 +880,7 @@ def load_boxes(path, name:str|None=None, size:int=128, test_fraction:float=0.3, 
     counts = _box_counts(boxes)
     if any(counts.values()):
         log.warning("%s: %d box(es) clipped to the image border, %d empty box(es) skipped, %d image(s) not in the split "
-                    "files left out (strict=True refuses such boxes)", path, counts["clipped"], counts["dropped"], counts["left_out"])
+                    "files left out (--boxes-strict / strict=True refuses such boxes)", path, counts["clipped"], counts["dropped"], counts["left_out"])
     arr = []
     for r in imgs.itertuples():
         try:

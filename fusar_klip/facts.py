@@ -278,7 +278,7 @@ def chip_facts(row, # a manifest row (dict or Series)
         if f.unknown_codes and unknown == "error":
             raise SARInputError(lc_path, f"land-cover codes {sorted(f.unknown_codes)} are not in the class table "
                                 f"({', '.join(f'{k}={v}' for k, v in sorted(table.items()))})",
-                                "pass the right table (classes='worldcover' ...) or unknown='ignore' to count them")
+                                "pass the right table (--classes sim|worldcover; classes=... in Python) or --unknown ignore to count them")
     if targets is not None:
         f.__dict__.update(targets_in_chip(targets, bounds, size)); f.has_targets_layer = True
     return f
