@@ -20,8 +20,8 @@ from .hcot import HCoT, read_corpus
 log = logging.getLogger("fusar_klip.data")
 
 # %% auto #0
-__all__ = ['log', 'SPECIALS', 'minilm_dir', 'train_tokenizer', 'load_tokenizer', 'TokenStats', 'encode_captions', 'read_chip',
-           'sar_stats', 'ChipCaptionDataset', 'Collate']
+__all__ = ['log', 'SPECIALS', 'PACK_VERSION', 'minilm_dir', 'train_tokenizer', 'load_tokenizer', 'TokenStats', 'encode_captions',
+           'read_chip', 'sar_stats', 'read_pack_meta', 'ChipReader', 'ChipCaptionDataset', 'Collate', 'pack_chips']
 
 # %% ../nbs/04_data.ipynb #1ef2aa89
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ENC]", "[DEC]"]
@@ -149,10 +149,59 @@ def sar_stats(manifest, chips_dir, split:str|None="train", n:int=256, seed:int=0
     m = manifest if split is None else manifest[manifest.split == split]
     if not len(m): raise ValueError(f"no chips in split {split!r} to compute statistics from")
     m = m.sample(min(n, len(m)), random_state=seed)
-    vals = [read_chip(Path(chips_dir) / p) for p in m.path]
+    rd = ChipReader(chips_dir)          # a chip folder or a packed one
+    vals = [rd.image(r) for r in m.to_dict("records")]
     stack = np.concatenate([v.reshape(v.shape[0], -1) for v in vals], axis=1)
     return dict(mean=[float(np.nanmean(x)) for x in stack], std=[float(np.nanstd(x)) for x in stack],
                 bands=int(stack.shape[0]), chips=len(m))
+
+# %% ../nbs/04_data.ipynb #ea49644c
+def read_pack_meta(folder) -> dict|None:
+    "The `pack.json` of a packed chip folder, or None when `folder` is a plain chip folder."
+    f = Path(folder) / "pack.json"
+    if not f.exists(): return None
+    try: meta = json.loads(f.read_text())
+    except json.JSONDecodeError as err: raise SARInputError(f, "not valid JSON", "pack the chips again") from None
+    miss = {"version", "n", "bands", "size", "dtype", "shard_size", "shards"} - set(meta)
+    if miss: raise SARInputError(f, f"not a chip pack description (lacks {', '.join(sorted(miss))})", "pack the chips again")
+    return meta
+
+class ChipReader:
+    "Chip images (and land-cover codes) by manifest row, from a chip folder or a packed folder (memory-mapped shards)."
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.meta = read_pack_meta(self.folder)
+        self._maps = {}
+
+    @property
+    def packed(self) -> bool: return self.meta is not None
+
+    def __getstate__(self): return {**self.__dict__, "_maps": {}}     # DataLoader workers map the shards themselves
+
+    def _shard(self, kind:str, k:int) -> np.ndarray:
+        if (kind, k) not in self._maps:
+            f = check_exists(self.folder / f"{kind}_{k:05d}.npy")
+            try: self._maps[kind, k] = np.load(f, mmap_mode="r")
+            except (ValueError, OSError) as err:
+                raise SARInputError(f, f"not a readable shard ({err})", "pack the chips again") from None
+        return self._maps[kind, k]
+
+    def image(self, row) -> np.ndarray:
+        "The chip as float32 (bands, H, W) in dB, nodata as NaN."
+        if not self.packed: return read_chip(self.folder / row["path"])
+        return np.asarray(self._shard("images", int(row["shard"]))[int(row["offset"])], dtype=np.float32)
+
+    def codes(self, row) -> np.ndarray|None:
+        "The chip's land-cover codes (H, W) as stored, or None when it has none."
+        p = row.get("landcover_path") if hasattr(row, "get") else row["landcover_path"]
+        if not isinstance(p, str) or not p: return None
+        if not self.packed:
+            try:
+                with rasterio.open(check_exists(self.folder / p)) as src: return src.read(1)
+            except rasterio.errors.RasterioError as err:
+                raise SARInputError(self.folder / p, f"cannot read this land-cover chip ({err})",
+                                    "rerun `fusar-klip tile` on the same folder") from None
+        return np.asarray(self._shard("landcover", int(row["shard"]))[int(row["offset"])])
 
 # %% ../nbs/04_data.ipynb #b6b6355c
 class ChipCaptionDataset(torch.utils.data.Dataset):
@@ -166,6 +215,7 @@ class ChipCaptionDataset(torch.utils.data.Dataset):
                  size:int|None=None, # centre-crop/pad chips to this size (default: as stored)
                 ):
         self.chips_dir = Path(chips_dir)
+        self.reader = ChipReader(self.chips_dir)
         man = read_manifest(self.chips_dir / "manifest.parquet")
         self.stats = stats or sar_stats(man, self.chips_dir)
         if split is not None: man = man[man.split == split]
@@ -183,7 +233,7 @@ class ChipCaptionDataset(torch.utils.data.Dataset):
 
     def image(self, chip_id:str) -> torch.Tensor:
         "The standardised chip image (bands, H, W); nodata -> 0."
-        img = read_chip(self.chips_dir / self.man.at[chip_id, "path"])
+        img = self.reader.image(self.man.loc[chip_id])
         if img.shape[0] != self.mean.shape[0]:
             raise SARInputError(self.man.at[chip_id, "path"], f"has {img.shape[0]} band(s), the statistics {self.mean.shape[0]}")
         img = np.nan_to_num((img - self.mean) / self.std, nan=0.0)
@@ -208,3 +258,76 @@ class Collate:
                    image_idx=torch.tensor([it["image_idx"] for it in items]),
                    chip_id=[it["chip_id"] for it in items], records=[it["record"] for it in items])
         return out
+
+# %% ../nbs/04_data.ipynb #818b3544
+PACK_VERSION = 1
+
+def pack_chips(chips_dir, # chip folder with manifest.parquet (made by `fusar-klip tile`)
+               out_dir, # packed folder to write
+               dtype:str="float16", # 'float16' (half the size, ~0.01 dB rounding) or 'float32' (exact)
+               shard_size:int=4096, # chips per shard file
+               progress:bool=True, # show a progress bar
+              ) -> dict:
+    "Pack a chip folder into memory-mappable shards with the manifest; return the pack description (pack.json)."
+    import shutil
+    from tqdm.auto import tqdm
+    from fusar_klip.geo import atomic_path, check_writable, write_json_atomic, write_manifest
+    if dtype not in ("float16", "float32"): raise SARInputError("--dtype", f"must be float16 or float32, not {dtype!r}")
+    if not isinstance(shard_size, int) or shard_size < 1: raise SARInputError("--shard-size", f"must be >= 1, got {shard_size!r}")
+    chips_dir, out_dir = Path(chips_dir), Path(out_dir)
+    if read_pack_meta(chips_dir) is not None: raise SARInputError(chips_dir, "is already packed")
+    if out_dir.resolve() == chips_dir.resolve(): raise SARInputError(out_dir, "--out must differ from the chip folder")
+    man = read_manifest(chips_dir / "manifest.parquet").reset_index(drop=True)
+    check_writable(out_dir)
+    rd = ChipReader(chips_dir)
+    first = rd.image(man.iloc[0])
+    bands, size = first.shape[0], first.shape[-1]
+    has_lc = "landcover_path" in man and man.landcover_path.notna().any()
+    params = dict(version=PACK_VERSION, n=len(man), bands=bands, size=size, dtype=dtype, shard_size=shard_size,
+                  shards=math.ceil(len(man) / shard_size), landcover=bool(has_lc), source=str(chips_dir.resolve()))
+    old = read_pack_meta(out_dir)
+    if old is not None:
+        if {k: old.get(k) for k in params} != params:
+            raise SARInputError(out_dir / "pack.json", "this folder holds another pack", "choose a new --out folder")
+        return old
+    pfile = out_dir / ".params.json"       # the parameters of an unfinished pack: a resume must not mix two
+    if pfile.exists() and json.loads(pfile.read_text()) != params:
+        raise SARInputError(out_dir, "holds an unfinished pack made with other settings", "choose a new --out folder")
+    write_json_atomic(pfile, params)
+    err, bar = 0.0, tqdm(total=len(man), desc="pack", unit="chip", disable=not progress)
+    for k in range(params["shards"]):
+        rows = man.iloc[k * shard_size:(k + 1) * shard_size].to_dict("records")
+        f, flc = out_dir / f"images_{k:05d}.npy", out_dir / f"landcover_{k:05d}.npy"
+        if f.exists() and (not has_lc or flc.exists()):   # atomic writes: a shard that exists is complete
+            err = max(err, float(json.loads((out_dir / f".err_{k:05d}.json").read_text())["err"]))
+            bar.update(len(rows)); continue
+        with atomic_path(f) as tmp:
+            arr = np.lib.format.open_memmap(tmp, "w+", dtype, (len(rows), bands, size, size))
+            for j, r in enumerate(rows):
+                img = rd.image(r)
+                if img.shape != (bands, size, size):
+                    raise SARInputError(chips_dir / r["path"], f"has shape {img.shape}, the first chip {(bands, size, size)}",
+                                        "pack chips of one size and band count")
+                arr[j] = img
+                if dtype == "float16":
+                    d = np.abs(arr[j].astype(np.float32) - img)
+                    err = max(err, float(np.nanmax(d)) if np.isfinite(d).any() else 0.0)
+                bar.update(1)
+            arr.flush(); del arr
+        if has_lc:
+            with atomic_path(flc) as tmp:
+                lc = np.lib.format.open_memmap(tmp, "w+", "uint8", (len(rows), size, size))
+                for j, r in enumerate(rows):
+                    c = rd.codes(r)
+                    lc[j] = 0 if c is None else c
+                lc.flush(); del lc
+        write_json_atomic(out_dir / f".err_{k:05d}.json", dict(err=err))
+    bar.close()
+    pm = man.copy()
+    pm["shard"], pm["offset"] = np.arange(len(pm)) // shard_size, np.arange(len(pm)) % shard_size
+    write_manifest(pm, out_dir / "manifest.parquet")
+    if (chips_dir / "facts.parquet").exists():
+        with atomic_path(out_dir / "facts.parquet") as tmp: shutil.copyfile(chips_dir / "facts.parquet", tmp)
+    meta = dict(params, max_abs_error_db=round(err, 6))
+    write_json_atomic(out_dir / "pack.json", meta)        # written last: the pack is complete
+    return meta

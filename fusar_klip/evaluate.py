@@ -18,7 +18,7 @@ from .geo import (SARInputError, SARFileNotFoundError, check_exists, inside, rea
                             read_display_chip, write_json_atomic, atomic_path)
 from .facts import ChipFacts, NINE_GRID, TARGET_CLASSES
 from .hcot import FIELD, PLURAL, read_corpus, location, _main_cls
-from .data import read_chip, sar_stats
+from .data import ChipReader, read_chip, sar_stats
 
 log = logging.getLogger("fusar_klip.evaluate")
 
@@ -35,10 +35,6 @@ __all__ = ['log', 'EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'VOC_SPL
            'summary_table', 'markdown_table', 'plot_results']
 
 # %% ../nbs/09_evaluate.ipynb #260e4906
-def _read_codes(path) -> np.ndarray:
-    import rasterio
-    with rasterio.open(check_exists(path)) as src: return src.read(1)
-
 @dataclass
 class WorldEval:
     "The embedded world's chips, facts, land-cover maps, target boxes and clean captions, ready for every task."
@@ -106,13 +102,15 @@ def load_world(data="data/mini", # folder with chips/ (manifest, facts.parquet) 
                world=None, # scenes folder with index.json and target layers (default: DATA/scenes)
                max_per_split:int=0, # keep at most this many random chips per split, after `holdout` (0 = all; smoke runs)
                holdout:list|None=None, # cities to hold out (their chips become 'test', all others 'train'); default: the manifest's splits
-               seed:int=0) -> WorldEval:
+               seed:int=0,
+               chips=None, # chip folder or packed folder (`fusar-klip pack`) with manifest and facts (default: DATA/chips)
+              ) -> WorldEval:
     "Load the embedded world for evaluation: images standardised with the train split's dB statistics (held-out cities excluded)."
     import pandas as pd
     from fusar_klip.facts import scene_layers
     from fusar_klip.geo import SIM_LANDCOVER
     data = Path(data)
-    chips = data / "chips"
+    chips = Path(chips) if chips else data / "chips"
     mpath = chips / "manifest.parquet"
     man = read_manifest(mpath).reset_index(drop=True)
     man["split"] = _eval_splits(man, holdout, mpath)
@@ -127,12 +125,13 @@ def load_world(data="data/mini", # folder with chips/ (manifest, facts.parquet) 
     facts = [ChipFacts.from_row(ftab.loc[c].to_dict() | dict(chip_id=c)) for c in man.chip_id]
     stats = sar_stats(man, chips)
     mean = np.array(stats["mean"], np.float32)[:, None, None]; std = np.array(stats["std"], np.float32)[:, None, None]
-    imgs = np.stack([np.nan_to_num((read_chip(chips / p) - mean) / std, nan=0.0) for p in man.path]).astype(np.float32)
+    rd, rows = ChipReader(chips), man.to_dict("records")      # a chip folder or a packed one
+    imgs = np.stack([np.nan_to_num((rd.image(r) - mean) / std, nan=0.0) for r in rows]).astype(np.float32)
     names = [SIM_LANDCOVER[k][0] for k in sorted(SIM_LANDCOVER)]
     lut = np.full(256, -1, np.int16)
     for k in sorted(SIM_LANDCOVER): lut[k] = names.index(SIM_LANDCOVER[k][0])
-    lc = np.stack([lut[_read_codes(chips / p)] if isinstance(p, str) and p else np.full(imgs.shape[-2:], -1, np.int16)
-                   for p in man.landcover_path])
+    codes = [rd.codes(r) for r in rows]
+    lc = np.stack([lut[c] if c is not None else np.full(imgs.shape[-2:], -1, np.int16) for c in codes])
     recs = read_corpus(Path(corpus) if corpus else data / "hcot")
     caps = {}
     for r in recs: caps.setdefault(r.chip_id, []).append(r.caption)
