@@ -3,6 +3,8 @@
 #   make test   installs into .venv (once) and runs every check CI runs
 # and one more:
 #   make report the benchmark report over three seeds (SEEDS), after `make demo`
+#   make report-gpu  the report at scale=gpu (a 4x world, the full tiny preset, batch 64, bf16) on one CUDA GPU;
+#               use a CUDA torch: `make report-gpu TORCH=torch`. tools/gpu_check.sh runs it with the GPU benchmarks.
 #
 # TORCH is installed before anything that depends on torch. The default pins the CPU build this project is
 # developed with; on a GPU machine use your normal torch, e.g. `make demo TORCH=torch` (or TORCH= to keep an
@@ -13,9 +15,10 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
 SEEDS  ?= 0, 1, 2
+GPU_SEEDS ?= 0
 REPORT  = $(BIN)/papermill -k python3 --language python --cwd nbs/experiments nbs/experiments/report.ipynb
 
-.PHONY: install demo report test clean-data
+.PHONY: install demo report report-gpu test clean-data
 
 install: $(VENV)/.installed
 
@@ -34,6 +37,10 @@ demo: install
 report: install
 	mkdir -p data/mini/report
 	$(REPORT) data/mini/report/report.ipynb -p scale mini -y "seeds: [$(SEEDS)]"
+
+report-gpu: install
+	mkdir -p data/gpu/report
+	$(REPORT) data/gpu/report/report.ipynb -p scale gpu -y "seeds: [$(GPU_SEEDS)]"
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/run_tests.sh

@@ -58,7 +58,7 @@ def ini_disagreements(ini: dict, pyproject: dict, version: str) -> list:
     proj, nbd = pyproject["project"], pyproject["tool"]["nbdev"]
     want = {"lib_name": proj["name"], "version": version, "description": proj["description"],
             "min_python": proj["requires-python"].lstrip(">="), "keywords": " ".join(proj["keywords"]),
-            "requirements": " ".join(proj["dependencies"]), "dev_requirements": " ".join(proj["optional-dependencies"]["dev"]),
+            "requirements": " ".join(proj["dependencies"]), "dev_requirements": " ".join(r.split(";")[0].strip() for r in proj["optional-dependencies"]["dev"]),
             "console_scripts": " ".join(f"{k}={v}" for k, v in proj["scripts"].items()),
             "git_url": proj["urls"]["Repository"], "lib_path": proj["name"].replace("-", "_"),
             "allowed_cell_metadata_keys": " ".join(nbd["allowed_cell_metadata_keys"]), "tst_flags": nbd["tst_flags"],
