@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 
-from .geo import SARInputError, check_exists, read_manifest
+from .core import SARInputError, check_exists
+from .geo import read_manifest
 from .hcot import HCoT, read_corpus
 
 log = logging.getLogger("fusar_klip.data")
@@ -134,6 +134,7 @@ def encode_captions(records:list, # HCoT records (or objects with .caption and .
 # %% ../nbs/04_data.ipynb #73727473
 def read_chip(path, nodata_fill:float=np.nan) -> np.ndarray:
     "A chip GeoTIFF as float32 (bands, H, W) in dB, nodata as `nodata_fill`."
+    import rasterio                  # only here: training from packed shards needs no GDAL
     try:
         with rasterio.open(check_exists(path)) as src:
             img = src.read(out_dtype="float32")
@@ -196,6 +197,7 @@ class ChipReader:
         p = row.get("landcover_path") if hasattr(row, "get") else row["landcover_path"]
         if not isinstance(p, str) or not p: return None
         if not self.packed:
+            import rasterio
             try:
                 with rasterio.open(check_exists(self.folder / p)) as src: return src.read(1)
             except rasterio.errors.RasterioError as err:

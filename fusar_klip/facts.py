@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 import numpy as np
-import rasterio
+try: import rasterio
+except ImportError: rasterio = None   # facts of packed chips need no GDAL; reading land-cover rasters does
 
 from .geo import SARInputError, SIM_LANDCOVER, WORLDCOVER, check_exists
-from .synth import GAZETTEER
+from .geo import GAZETTEER
 
 # %% auto #0
 __all__ = ['CLASS_TABLES', 'LANDCOVER_NAMES', 'NINE_GRID', 'TARGET_CLASSES', 'class_table', 'nine_grid_cell', 'TargetFact',

@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import rasterio
-from rasterio.crs import CRS
-from rasterio.windows import Window
+try:
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.windows import Window
+except ImportError:   # training from packed shards needs no GDAL; the raster functions need it
+    rasterio = CRS = Window = None
 from tqdm.auto import tqdm
+
+from .core import (SARInputError, SARFileNotFoundError, atomic_path, check_exists, check_writable, inside,
+                             remove_stale_temps, safe_id, shared_data_dir, write_json_atomic, write_text_atomic)
 
 # Bound GDAL's block cache (MB) so chip reads keep memory flat whatever the scene size, and write no .aux.xml
 # side files; both can be overridden from the environment.
@@ -23,119 +29,12 @@ os.environ.setdefault("GDAL_CACHEMAX", "64")
 os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 
 # %% auto #0
-__all__ = ['CALIBRATIONS', 'MANIFEST_COLUMNS', 'SIM_LANDCOVER', 'WORLDCOVER', 'SARInputError', 'SARFileNotFoundError',
-           'check_exists', 'inside', 'safe_id', 'atomic_path', 'remove_stale_temps', 'write_text_atomic',
-           'write_json_atomic', 'check_writable', 'RasterInfo', 'inspect_raster', 'open_sar', 'write_raster',
-           'lin_to_db', 'db_to_lin', 's1_sigma0', 'open_s1_sigma0', 'gf3_calibration', 'gf3_sigma0_db', 'calibrate',
-           'center_crop', 'read_display_chip', 'chip_windows', 'check_backscatter', 'check_db_values', 'SceneChips',
-           'TileStats', 'chip_ok', 'chip_name', 'tile_scene', 'rows_to_manifest', 'write_manifest', 'read_manifest',
-           'scene_ids', 'tile_scenes', 'show_chip', 'show_chip_file', 'shared_data_dir']
-
-# %% ../nbs/00_geo.ipynb #3427f434
-class SARInputError(ValueError):
-    "Bad SAR input; the message names the file and the problem."
-    def __init__(self,
-                 path, # the offending file
-                 problem:str, # what is wrong with it
-                 hint:str|None=None): # what the user can do about it
-        self.path, self.problem, self.hint = Path(path), problem, hint
-        super().__init__(f"{path}: {problem}" + (f" -- {hint}" if hint else ""))
-
-class SARFileNotFoundError(SARInputError, FileNotFoundError):
-    "A SAR input file that does not exist."
-
-def check_exists(path) -> Path:
-    "Return `path` as a `Path`, raising `SARFileNotFoundError` if it does not exist."
-    path = Path(path)
-    if not path.exists(): raise SARFileNotFoundError(path, "file not found", "check the path")
-    return path
-
-# %% ../nbs/00_geo.ipynb #d33463c6
-def inside(base, # the folder the path must stay in
-           rel, # a path read from a file (relative to `base`)
-           source, # the file `rel` was read from (named in the error)
-           what:str="path", # what `rel` is, for the message (e.g. "manifest column 'path'")
-          ) -> Path:
-    "`base / rel`, refusing absolute paths and `..` that would leave `base`."
-    s = str(rel)
-    parts = Path(s.replace("\\", "/")).parts
-    if not s or "\x00" in s or Path(s).is_absolute() or s.startswith(("/", "\\")) or (parts and ":" in parts[0]):
-        raise SARInputError(source, f"{what} {s!r} is not a relative path inside {base}",
-                            "paths in this file must be relative to its folder")
-    depth = 0
-    for p in parts:
-        depth += -1 if p == ".." else (0 if p == "." else 1)
-        if depth < 0:
-            raise SARInputError(source, f"{what} {s!r} leaves the folder {base}",
-                                "paths in this file must stay inside its folder; remove the '..'")
-    return Path(base) / s
-
-_ID_BAD = re.compile(r"[/\\\x00-\x1f]")
-
-def safe_id(value, # an id that becomes a file or folder name (scene id, chip id)
-            source, # the file (or option) it came from, named in the error
-            what:str="id") -> str:
-    "`value` as a string, refusing anything that is not a plain file name (separators, '..', control characters)."
-    s = str(value)
-    if not s or s in (".", "..") or s.startswith(".") or _ID_BAD.search(s) or len(s) > 200:
-        raise SARInputError(source, f"{what} {s!r} cannot be used as a file name",
-                            "use letters, digits, '-', '_' and '.', without '/', '\\\\' or a leading '.'")
-    return s
-
-# %% ../nbs/00_geo.ipynb #f00a7c04
-@contextlib.contextmanager
-def atomic_path(path):
-    "Yield a temporary path beside `path` and rename it onto `path` only if the block succeeds."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
-_TMP_RE = re.compile(r"^\..+\.tmp(\d+)(\.[^.]*)?$")
-
-def remove_stale_temps(folder) -> int:
-    "Delete temporaries left in `folder` by killed writers (whose process is gone); return how many."
-    n = 0
-    for f in Path(folder).glob(".*.tmp*"):
-        m = _TMP_RE.match(f.name)
-        if not m: continue
-        pid = int(m.group(1))
-        try:
-            if pid != os.getpid(): os.kill(pid, 0); continue     # its writer is still running: leave it
-        except ProcessLookupError: pass
-        except PermissionError: continue
-        f.unlink(missing_ok=True); n += 1
-    return n
-
-def write_text_atomic(path, text:str) -> Path:
-    "Write `text` to `path` atomically."
-    with atomic_path(path) as tmp: Path(tmp).write_text(text)
-    return Path(path)
-
-def write_json_atomic(path, obj) -> Path:
-    "Write `obj` as indented JSON to `path` atomically."
-    return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-# %% ../nbs/00_geo.ipynb #b54beae2
-def check_writable(folder, # an output folder (created if missing)
-                   option:str="--out", # the option or config key it came from, named in the error
-                  ) -> Path:
-    "Create `folder` if needed and check a file can be written in it; raise `SARInputError` naming `option` if not."
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SARInputError(folder, f"{option} is a file, not a folder", "choose a folder path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_test.tmp{os.getpid()}"
-        probe.write_bytes(b""); probe.unlink()
-    except OSError as err:
-        raise SARInputError(folder, f"{option} cannot be written ({err.strerror or err})",
-                            "choose a folder you can write to, or fix its permissions") from None
-    return folder
+__all__ = ['CALIBRATIONS', 'MANIFEST_COLUMNS', 'GAZETTEER', 'SIM_LANDCOVER', 'WORLDCOVER', 'RasterInfo', 'inspect_raster',
+           'open_sar', 'write_raster', 'lin_to_db', 'db_to_lin', 's1_sigma0', 'open_s1_sigma0', 'gf3_calibration',
+           'gf3_sigma0_db', 'calibrate', 'center_crop', 'read_display_chip', 'chip_windows', 'check_backscatter',
+           'check_db_values', 'SceneChips', 'TileStats', 'chip_ok', 'chip_name', 'tile_scene', 'rows_to_manifest',
+           'write_manifest', 'read_manifest', 'scene_ids', 'tile_scenes', 'City', 'utm_epsg', 'show_chip',
+           'show_chip_file']
 
 # %% ../nbs/00_geo.ipynb #72a7e384
 @dataclass
@@ -579,13 +478,18 @@ def write_manifest(gdf, path) -> Path:
     with atomic_path(path) as tmp: gdf.to_parquet(tmp, index=False)
     return Path(path)
 
+def _read_parquet_plain(path):
+    import pandas as pd
+    return pd.read_parquet(path)
+
 def read_manifest(path,
                   nonempty:bool=True, # refuse a manifest with no chips (every stage after tiling needs some)
                  ):
     "Read a chip manifest (GeoParquet), with a clear error when it is missing, not a manifest, empty or unsafe."
-    import geopandas as gpd
     path = check_exists(path)
-    try: gdf = gpd.read_parquet(path)
+    try: import geopandas as gpd
+    except ImportError: gpd = None        # a training-only install: the rows without footprints (pandas)
+    try: gdf = gpd.read_parquet(path) if gpd is not None else _read_parquet_plain(path)
     except Exception as err: raise SARInputError(path, "not a GeoParquet chip manifest", str(err)) from None
     missing = {"chip_id", "scene_id", "path", "native_crs", "lon", "lat"} - set(gdf.columns)
     if missing: raise SARInputError(path, f"manifest lacks column(s) {', '.join(sorted(missing))}")
@@ -674,6 +578,40 @@ def tile_scenes(scenes:Iterable[dict], # one dict per scene: {'sar': path, 'land
     write_manifest(man, out_dir / "manifest.parquet")
     return man, stats
 
+# %% ../nbs/00_geo.ipynb #0ad4336c
+@dataclass(frozen=True)
+class City:
+    "A gazetteer entry: a real place the simulator builds a scene around."
+    name: str
+    country: str
+    lon: float
+    lat: float
+    setting: str # 'coast', 'river', 'lake' or 'inland'
+
+GAZETTEER = tuple(City(*r) for r in [
+    ("Shanghai", "China", 121.47, 31.23, "coast"), ("Hamburg", "Germany", 9.99, 53.55, "river"),
+    ("Madrid", "Spain", -3.70, 40.42, "inland"), ("Chicago", "United States", -87.63, 41.88, "lake"),
+    ("Rotterdam", "Netherlands", 4.48, 51.92, "coast"), ("Cairo", "Egypt", 31.24, 30.04, "river"),
+    ("Sydney", "Australia", 151.21, -33.87, "coast"), ("Denver", "United States", -104.99, 39.74, "inland"),
+    ("Wuhan", "China", 114.31, 30.59, "river"), ("Singapore", "Singapore", 103.82, 1.35, "coast"),
+    ("Geneva", "Switzerland", 6.14, 46.20, "lake"), ("Mumbai", "India", 72.88, 19.08, "coast"),
+    ("Sao Paulo", "Brazil", -46.63, -23.55, "inland"), ("Bangkok", "Thailand", 100.50, 13.76, "river"),
+    ("Marseille", "France", 5.37, 43.30, "coast"), ("Nairobi", "Kenya", 36.82, -1.29, "inland"),
+    ("Toronto", "Canada", -79.38, 43.65, "lake"), ("Budapest", "Hungary", 19.04, 47.50, "river"),
+    ("Busan", "South Korea", 129.08, 35.18, "coast"), ("Tehran", "Iran", 51.39, 35.69, "inland"),
+    ("Lagos", "Nigeria", 3.38, 6.52, "coast"), ("Kazan", "Russia", 49.11, 55.79, "river"),
+    ("Perth", "Australia", 115.86, -31.95, "coast"), ("Almaty", "Kazakhstan", 76.89, 43.24, "inland"),
+    ("Dalian", "China", 121.61, 38.91, "coast"), ("Khartoum", "Sudan", 32.53, 15.50, "river"),
+    ("Valparaiso", "Chile", -71.62, -33.05, "coast"), ("Kampala", "Uganda", 32.58, 0.35, "lake"),
+    ("Houston", "United States", -95.37, 29.76, "inland"), ("Seville", "Spain", -5.98, 37.39, "river"),
+    ("Yokohama", "Japan", 139.64, 35.44, "coast"), ("Lahore", "Pakistan", 74.34, 31.55, "inland"),
+])
+
+def utm_epsg(lon:float, lat:float) -> int:
+    "EPSG code of the WGS 84 / UTM zone containing (lon, lat)."
+    zone = int((lon + 180) // 6) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
 # %% ../nbs/00_geo.ipynb #68ae8804
 SIM_LANDCOVER = {1: ("water", "#1f5fbf"), 2: ("bare soil", "#c8a26a"), 3: ("farmland", "#e6d84a"),
                  4: ("forest", "#1e7d32"), 5: ("urban", "#d43c3c"), 6: ("road", "#555555"),
@@ -736,13 +674,3 @@ def show_chip_file(chip, # chip GeoTIFF
         targets = targets.to_crs(crs)
         targets = targets[targets.intersects(box(*rasterio.transform.array_bounds(img.shape[0], img.shape[1], t)))]
     return show_chip(img, lc, targets, t, **kwargs)
-
-# %% ../nbs/00_geo.ipynb #875fc854
-def shared_data_dir(start=None) -> Path|None:
-    "The real-data folder: $FUSAR_KLIP_SHARED_DATA, else the first `shared/data` beside a parent of `start`; None if absent."
-    env = os.environ.get("FUSAR_KLIP_SHARED_DATA")
-    if env: return Path(env) if Path(env).is_dir() else None
-    p = Path(start or Path.cwd()).resolve()
-    for d in [p] + list(p.parents):
-        if (d / "shared" / "data").is_dir(): return d / "shared" / "data"
-    return None

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .geo import SARInputError, SARFileNotFoundError, check_exists
+from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'KlipModel']
@@ -252,7 +252,7 @@ class KlipModel(nn.Module):
     def save_pretrained(self, path) -> Path:
         "Write config.json, model.safetensors and the tokenizer to `path` (Hugging Face layout)."
         from safetensors.torch import save_model
-        from fusar_klip.geo import atomic_path, write_json_atomic
+        from fusar_klip.core import atomic_path, write_json_atomic
         p = Path(path); p.mkdir(parents=True, exist_ok=True)
         with atomic_path(p / "model.safetensors") as t: save_model(self, str(t))
         if self.tokenizer is not None: self.tokenizer.save_pretrained(p)

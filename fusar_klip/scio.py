@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .data import encode_captions
 from .hcot import FIELD, HCoT, Clause, PLURAL
-from .geo import SARInputError
+from .core import SARInputError
 
 # %% auto #0
 __all__ = ['ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
@@ -149,7 +149,7 @@ class OracleScorer(torch.nn.Module):
 def field_candidates(field_name:str) -> list:
     "Candidate keywords for proofreading a field."
     from fusar_klip.facts import LANDCOVER_NAMES
-    from fusar_klip.synth import GAZETTEER
+    from fusar_klip.geo import GAZETTEER
     fd = FIELD[field_name]
     if fd.vocab: return list(fd.vocab)
     if field_name == "Count": return [str(i) for i in range(0, 31)]
@@ -453,7 +453,7 @@ def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, prog
 def write_version(out_dir, k:int, records:list, audit:list) -> dict:
     "Write corpus version k and its audit trail; return their paths."
     import pandas as pd
-    from fusar_klip.geo import atomic_path
+    from fusar_klip.core import atomic_path
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     cp, ap = out_dir / f"corpus_r{k}.parquet", out_dir / f"audit_r{k}.parquet"
     with atomic_path(cp) as t: pd.DataFrame([r.to_row() for r in records]).to_parquet(t, index=False)
@@ -464,5 +464,5 @@ def write_version(out_dir, k:int, records:list, audit:list) -> dict:
 def read_version(out_dir, k:int) -> list:
     "Records of corpus version k."
     import pandas as pd
-    from fusar_klip.geo import check_exists
+    from fusar_klip.core import check_exists
     return [HCoT.from_row(r) for r in pd.read_parquet(check_exists(Path(out_dir) / f"corpus_r{k}.parquet")).to_dict("records")]

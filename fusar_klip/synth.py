@@ -16,49 +16,15 @@ from scipy import ndimage
 from rasterio.transform import from_origin
 from tqdm.auto import tqdm
 
-from .geo import (SIM_LANDCOVER, SARInputError, atomic_path, db_to_lin, lin_to_db, remove_stale_temps,
-                            write_json_atomic, write_raster)
+from .geo import (GAZETTEER, SIM_LANDCOVER, City, SARInputError, atomic_path, db_to_lin, lin_to_db,
+                            remove_stale_temps, utm_epsg, write_json_atomic, write_raster)
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'GAZETTEER', 'WORLDS', 'LC', 'NODATA', 'City', 'utm_epsg', 'WorldConfig', 'split_of', 'SceneSpec',
-           'world_scenes', 'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'render_sar', 'targets_frame',
-           'simulate_scene', 'write_scene', 'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
-
-# %% ../nbs/01_synth.ipynb #0ad4336c
-@dataclass(frozen=True)
-class City:
-    "A gazetteer entry: a real place the simulator builds a scene around."
-    name: str
-    country: str
-    lon: float
-    lat: float
-    setting: str # 'coast', 'river', 'lake' or 'inland'
-
-GAZETTEER = tuple(City(*r) for r in [
-    ("Shanghai", "China", 121.47, 31.23, "coast"), ("Hamburg", "Germany", 9.99, 53.55, "river"),
-    ("Madrid", "Spain", -3.70, 40.42, "inland"), ("Chicago", "United States", -87.63, 41.88, "lake"),
-    ("Rotterdam", "Netherlands", 4.48, 51.92, "coast"), ("Cairo", "Egypt", 31.24, 30.04, "river"),
-    ("Sydney", "Australia", 151.21, -33.87, "coast"), ("Denver", "United States", -104.99, 39.74, "inland"),
-    ("Wuhan", "China", 114.31, 30.59, "river"), ("Singapore", "Singapore", 103.82, 1.35, "coast"),
-    ("Geneva", "Switzerland", 6.14, 46.20, "lake"), ("Mumbai", "India", 72.88, 19.08, "coast"),
-    ("Sao Paulo", "Brazil", -46.63, -23.55, "inland"), ("Bangkok", "Thailand", 100.50, 13.76, "river"),
-    ("Marseille", "France", 5.37, 43.30, "coast"), ("Nairobi", "Kenya", 36.82, -1.29, "inland"),
-    ("Toronto", "Canada", -79.38, 43.65, "lake"), ("Budapest", "Hungary", 19.04, 47.50, "river"),
-    ("Busan", "South Korea", 129.08, 35.18, "coast"), ("Tehran", "Iran", 51.39, 35.69, "inland"),
-    ("Lagos", "Nigeria", 3.38, 6.52, "coast"), ("Kazan", "Russia", 49.11, 55.79, "river"),
-    ("Perth", "Australia", 115.86, -31.95, "coast"), ("Almaty", "Kazakhstan", 76.89, 43.24, "inland"),
-    ("Dalian", "China", 121.61, 38.91, "coast"), ("Khartoum", "Sudan", 32.53, 15.50, "river"),
-    ("Valparaiso", "Chile", -71.62, -33.05, "coast"), ("Kampala", "Uganda", 32.58, 0.35, "lake"),
-    ("Houston", "United States", -95.37, 29.76, "inland"), ("Seville", "Spain", -5.98, 37.39, "river"),
-    ("Yokohama", "Japan", 139.64, 35.44, "coast"), ("Lahore", "Pakistan", 74.34, 31.55, "inland"),
-])
-
-def utm_epsg(lon:float, lat:float) -> int:
-    "EPSG code of the WGS 84 / UTM zone containing (lon, lat)."
-    zone = int((lon + 180) // 6) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
+__all__ = ['log', 'WORLDS', 'LC', 'NODATA', 'WorldConfig', 'split_of', 'SceneSpec', 'world_scenes', 'rect_mask', 'Layout',
+           'simulate_layout', 'sinc2_kernel', 'render_sar', 'targets_frame', 'simulate_scene', 'write_scene',
+           'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
 
 # %% ../nbs/01_synth.ipynb #53aa9cea
 @dataclass(frozen=True)
