@@ -6,7 +6,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #e0404a0d
 from __future__ import annotations
-import json, math, os, random, time
+import json, logging, math, numbers, os, random, re, socket, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
@@ -14,16 +14,54 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .geo import SARInputError, atomic_path, check_exists, write_json_atomic
+from .geo import SARInputError, atomic_path, check_exists, check_writable, write_json_atomic, write_text_atomic
 from .scio import ScioConfig
 
 # %% auto #0
-__all__ = ['MODES', 'TrainConfig', 'setup_distributed', 'barrier', 'seed_all', 'lr_lambda', 'ResumableSampler', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'train', 'read_metrics', 'plot_run']
+__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'TrainConfig', 'setup_distributed', 'barrier', 'seed_all', 'lr_lambda',
+           'ResumableSampler', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'pid_alive',
+           'RunLock', 'check_inputs', 'check_run_config', 'train', 'read_metrics', 'plot_run']
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
          "klip": dict(itc=1.0, itm=1.0, rec=1.0)}
+MIN_MAX_LEN = 16 # [CLS] + one whole caption clause (at most 11 word-pieces in our corpora) + [SEP]
+
+def _is_int(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def _is_num(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+def _int(lo:int): return (f"an integer >= {lo}", lambda v: _is_int(v) and v >= lo)
+def _num(what:str, ok): return (f"a finite number {what}", lambda v: _is_num(v) and ok(v))
+
+_RULES = dict( # key: (what is expected, check)
+    data=("a folder path", lambda v: isinstance(v, str) and v != ""), corpus=("a folder path or ''", lambda v: isinstance(v, str)),
+    out=("a folder path", lambda v: isinstance(v, str) and v != ""), model=("a preset name or JSON file", lambda v: isinstance(v, str) and v != ""),
+    mode=(f"one of {', '.join(MODES)}", lambda v: v in MODES),
+    steps=_int(1), batch_size=_int(1), grad_accum=_int(1), layers=_int(0), max_len=_int(MIN_MAX_LEN), queue_size=_int(0),
+    log_every=_int(1), ckpt_every=_int(1), keep_last=_int(1), tokenizer_vocab=_int(1), seed=_int(0),
+    lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
+    min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
+    mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
+    device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
+    sample_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
+    tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)))
+
+def _scio_problems(scio) -> list:
+    "What is wrong with a `scio` dict: unknown keys, values of the wrong type, then ScioConfig's own checks."
+    if not isinstance(scio, dict): return [f"scio must be an object of ScioConfig fields; got {scio!r}"]
+    known = {f.name: f.default for f in fields(ScioConfig)}
+    bad = sorted(set(scio) - set(known))
+    if bad: return [f"scio has unknown key(s) {', '.join(map(repr, bad))}; ScioConfig fields are {', '.join(known)}"]
+    probs = []
+    for k, v in scio.items():
+        d = known[k]
+        what, ok = (("true or false", isinstance(v, bool)) if isinstance(d, bool) else ("an integer", _is_int(v)) if isinstance(d, int)
+                    else ("a finite number", _is_num(v)) if isinstance(d, float) else ("a string", isinstance(v, str)) if isinstance(d, str)
+                    else ("a list of finite numbers", isinstance(v, (list, tuple)) and all(_is_num(x) for x in v)))
+        if not ok: probs.append(f"scio.{k} must be {what}; got {v!r}")
+    if not probs:
+        try: ScioConfig(**scio)
+        except (TypeError, ValueError) as err: probs.append(f"scio: {err}")
+    return probs
 
 @dataclass
 class TrainConfig:
@@ -42,14 +80,14 @@ class TrainConfig:
     warmup: float = 0.05 # fraction of all steps
     min_lr: float = 0.1 # final learning rate as a fraction of lr
     clip_grad: float = 1.0
-    max_len: int = 180
+    max_len: int = 180 # tokens per caption, [CLS] and [SEP] included; at least MIN_MAX_LEN
     queue_size: int = 0 # override the preset's ITC queue (0 keeps it)
     mask_prob: float = -1.0 # override the preset's extra masking (-1 keeps it)
     sample_negatives: bool = True # ITM negatives drawn from softmax(sim) (BLIP) or the hardest (deterministic)
     tokenizer_vocab: int = 2000
     seed: int = 0
     bf16: bool = True # autocast to bfloat16 on CUDA
-    device: str = "auto" # 'auto', 'cpu', 'cuda'
+    device: str = "auto" # 'auto', 'cpu', 'cuda' or 'cuda:N'
     log_every: int = 10
     ckpt_every: int = 50
     keep_last: int = 2
@@ -58,8 +96,14 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.mode not in MODES: raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1: raise ValueError("steps, batch_size and grad_accum must be >= 1")
+        for k in ("data", "corpus", "out", "model"):
+            if isinstance(getattr(self, k), os.PathLike): setattr(self, k, str(getattr(self, k)))
+        probs = [f"{k} must be {what}; got {getattr(self, k)!r}" for k, (what, ok) in _RULES.items() if not ok(getattr(self, k))]
+        probs += _scio_problems(self.scio)
+        if probs: raise ValueError("; ".join(probs))
+        for f in fields(self):                       # plain Python numbers (numpy ones do not go to JSON)
+            if f.type in (int, "int"): setattr(self, f.name, int(getattr(self, f.name)))
+            elif f.type in (float, "float"): setattr(self, f.name, float(getattr(self, f.name)))
         self.scio_cfg = ScioConfig(**self.scio) if self.mode == "klip" else ScioConfig(phases=(1.0, 0.0, 0.0), rounds=1)
 
     @classmethod
@@ -68,6 +112,7 @@ class TrainConfig:
         p = check_exists(path)
         try: d = json.loads(p.read_text())
         except json.JSONDecodeError as err: raise SARInputError(p, "not valid JSON", str(err)) from None
+        if not isinstance(d, dict): raise SARInputError(p, "a training config must be a JSON object", f"got {type(d).__name__}")
         d.update(overrides)
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise SARInputError(p, f"unknown training config keys: {', '.join(sorted(unknown))}")
@@ -163,6 +208,133 @@ def load_checkpoint(run_dir, path=None) -> dict|None:
         raise SARInputError(path, f"checkpoint is corrupt or half-written ({type(err).__name__})",
                             f"resume from an earlier one: {', '.join(good) or 'none left'}") from None
 
+# %% ../nbs/08_train.ipynb #235fad99
+log = logging.getLogger("fusar_klip.train")
+
+def pid_alive(pid:int) -> bool:
+    "Whether process `pid` is running on this host (a zombie counts as gone)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True                 # someone else's process
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError): return True
+
+class RunLock:
+    "`.lock` in a run folder: one training at a time; a lock whose process is gone is taken over."
+    def __init__(self, run_dir, name:str=".lock"):
+        self.path, self.held = Path(run_dir) / name, False
+        self.me = f"{os.getpid()} {socket.gethostname()}"
+
+    def holder(self) -> tuple:
+        "(pid, host) written in the lock; (None, None) when it is gone or not (yet) written."
+        try: pid, host = self.path.read_text().split()
+        except (OSError, ValueError): return None, None
+        return (int(pid), host) if pid.isdigit() else (None, None)
+
+    def stale(self) -> bool:
+        "The lock's process is gone (this host only: another host's pids cannot be checked)."
+        pid, host = self.holder()
+        if pid is None:                     # empty: its writer died between creating and writing it (or writes it now)
+            try: return time.time() - self.path.stat().st_mtime > 10
+            except OSError: return False
+        return host == socket.gethostname() and not pid_alive(pid)
+
+    def _take_over(self) -> bool:
+        "Remove a stale lock, under a guard file so that two starts never both take it over. True: try again."
+        guard = self.path.with_name(self.path.name + ".takeover")
+        try: fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:                     # another start is taking it over right now (or died doing so)
+            try:
+                if time.time() - guard.stat().st_mtime > 10: guard.unlink()
+            except OSError: pass
+            time.sleep(0.05); return True
+        try:
+            if not self.stale(): return not self.path.exists()
+            pid, host = self.holder()
+            self.path.unlink(missing_ok=True)
+            log.warning(f"{self.path}: taking over the lock of process {pid if pid else '?'} on {host or '?'}, which is gone")
+            return True
+        finally: os.close(fd); guard.unlink(missing_ok=True)
+
+    def acquire(self) -> "RunLock":
+        "Take the lock, or raise `SARInputError` naming the folder and the process that holds it."
+        for _ in range(100):
+            try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._take_over(): continue
+                pid, host = self.holder()
+                raise SARInputError(self.path.parent, f"another training is running in this run folder (pid {pid or '?'} "
+                                    f"on {host or '?'} holds {self.path.name})", "wait for it to end or use another out; "
+                                    f"remove {self.path} only if that process is gone") from None
+            with os.fdopen(fd, "w") as f: f.write(self.me + "\n")
+            self.held = True
+            return self
+        raise SARInputError(self.path, "could not take the run folder's lock", f"remove {self.path} if no training runs there")
+
+    def release(self):
+        "Remove the lock if this process holds it."
+        if self.held and self.path.exists() and " ".join(map(str, self.holder())) == self.me: self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+# %% ../nbs/08_train.ipynb #a45b7731
+def _read(path, what:str, reader, hint:str):
+    "`reader()`, with any failure reported as a `SARInputError` naming `path`."
+    try: return reader()
+    except SARInputError: raise
+    except Exception as err: raise SARInputError(path, f"cannot read the {what} ({type(err).__name__}: {err})", hint) from None
+
+def check_inputs(cfg:TrainConfig) -> dict:
+    "Read what `cfg` trains on -- chip manifest and statistics, corpus, model config -- or raise an error naming the path."
+    from fusar_klip.data import sar_stats
+    from fusar_klip.geo import read_manifest
+    from fusar_klip.hcot import read_corpus
+    from fusar_klip.model import KlipConfig
+    data = Path(cfg.data)
+    chips, corpus_dir = data / "chips", Path(cfg.corpus) if cfg.corpus else data / "hcot"
+    tile, annotate = "make it with `fusar-klip tile --out DATA/chips`", "make it with `fusar-klip annotate`, or set corpus"
+    if not data.is_dir():
+        raise SARInputError(data, "training data folder not found" if not data.exists() else "data is not a folder",
+                            "set data to a folder with chips/ (from `fusar-klip tile`) and hcot/ (from `fusar-klip annotate`)")
+    if not (chips / "manifest.parquet").is_file(): raise SARInputError(chips / "manifest.parquet", "chip manifest not found", tile)
+    if not (corpus_dir / "corpus.parquet").is_file(): raise SARInputError(corpus_dir / "corpus.parquet", "corpus not found", annotate)
+    man = _read(chips / "manifest.parquet", "chip manifest", lambda: read_manifest(chips / "manifest.parquet"), tile)
+    stats = _read(chips, "training chips", lambda: sar_stats(man, chips), tile)
+    records = _read(corpus_dir / "corpus.parquet", "corpus", lambda: read_corpus(corpus_dir), annotate)
+    if not records: raise SARInputError(corpus_dir / "corpus.parquet", "the corpus has no captions", annotate)
+    if MODES[cfg.mode]["rec"] and not any(c.keyword for r in records for c in r.clauses):
+        raise SARInputError(corpus_dir / "corpus.parquet", "no caption has keyword spans, so there is nothing to "
+                            "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
+    return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=KlipConfig.load(cfg.model))
+
+def _comparable(d:dict) -> dict: return json.loads(json.dumps({k: v for k, v in d.items() if k != "progress"}, default=str))
+
+def check_run_config(run, cfg:TrainConfig):
+    "Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config."
+    old, resumable = Path(run) / "config.json", (Path(run) / "checkpoints" / "latest.json").exists()
+    if not (old.exists() and resumable): return
+    try: prev = json.loads(old.read_text())
+    except (OSError, json.JSONDecodeError) as err: raise SARInputError(old, "unreadable run config", str(err)) from None
+    if _comparable(prev) != _comparable(cfg.to_dict()):
+        diff = sorted(k for k in set(prev) | set(cfg.to_dict()) if k != "progress" and
+                      _comparable({k: prev.get(k)}) != _comparable({k: cfg.to_dict().get(k)}))
+        raise SARInputError(old, f"this run folder holds a run with another config (differs in {', '.join(diff)})",
+                            "use another --out, or the same config to resume")
+
+def _on_rank0(rank:int, fn):
+    "Run `fn` on rank 0 only and raise its error on every rank, so that no rank waits at a barrier for a rank 0 that stopped."
+    err = None
+    if rank == 0:
+        try: fn()
+        except Exception as e: err = e
+    if dist.is_initialized():
+        box = [None if err is None else str(err)]
+        dist.broadcast_object_list(box, src=0)
+        if rank != 0 and box[0] is not None: raise ValueError(f"rank 0 could not start the run: {box[0]}")
+    if err is not None: raise err
+
 # %% ../nbs/08_train.ipynb #7e1252ca
 def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng) -> tuple:
     "The captions a step trains on: as given (A), screened (B: flagged clause left out) or proofread (C)."
@@ -179,45 +351,44 @@ def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng) -> tupl
         else: out, _ = proofread(model, emb, recs, sr, tok, scfg)
     return out, sum(ci >= 0 for ci in sr.flagged)
 
+def _line_step(line:str) -> float:
+    "The step of a metrics line; inf for a line that a kill cut short."
+    try: return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError): return math.inf
+
 def train(cfg:TrainConfig) -> dict:
     "Train a KLIP model as `cfg` says (one process, or one rank under torchrun); return a summary."
-    from tqdm.auto import tqdm
-    from fusar_klip.data import ChipCaptionDataset, Collate, encode_captions, load_tokenizer, sar_stats
-    from fusar_klip.geo import read_manifest
-    from fusar_klip.hcot import read_corpus
-    from fusar_klip.losses import KlipPretrain
-    from fusar_klip.model import KlipConfig, KlipModel
-    from fusar_klip.scio import proofread_corpus, write_version, read_version, clean_records, score_round, error_rate
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SARInputError("device", f"{cfg.device!r} asks for a GPU, but torch sees none", "use device 'auto' or 'cpu'")
     rank, world, dev = setup_distributed(cfg.device)
-    run = Path(cfg.out); data = Path(cfg.data)
-    corpus_dir = Path(cfg.corpus) if cfg.corpus else data / "hcot"
-    chips = data / "chips"
-    if rank == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        old = run / "config.json"
-        if old.exists():
-            prev = json.loads(old.read_text())
-            keep = {k: v for k, v in prev.items() if k not in ("progress",)}
-            now = {k: v for k, v in cfg.to_dict().items() if k not in ("progress",)}
-            if keep != now: raise SARInputError(old, "this run folder holds a run with another config",
-                                                "use another --out, or the same config to resume")
-        else: write_json_atomic(old, cfg.to_dict())
-    barrier()
+    inputs = check_inputs(cfg)                        # every rank: errors that name the path, before anything is written
+    run = Path(cfg.out)
+    lock = RunLock(run)
+    def claim():                                      # rank 0: the folder is writable, ours alone, and fits this config
+        check_writable(run, "out"); lock.acquire(); check_run_config(run, cfg)
+    try:
+        _on_rank0(rank, claim)
+        return _train(cfg, rank, world, dev, inputs)
+    finally: lock.release()                           # also on errors; a no-op on other ranks
+
+def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
+    "The run itself, once its inputs are read and rank 0 holds the run folder."
+    from tqdm.auto import tqdm
+    from fusar_klip.data import ChipCaptionDataset, Collate, encode_captions, load_tokenizer
+    from fusar_klip.losses import KlipPretrain
+    from fusar_klip.model import KlipModel
+    from fusar_klip.scio import proofread_corpus, write_version, read_version, clean_records, score_round, error_rate
+    run, chips, corpus_dir = Path(cfg.out), inputs["chips"], inputs["corpus_dir"]
+    stats, records0, mcfg = inputs["stats"], inputs["records"], inputs["model"]
     scfg = cfg.scio_cfg
-    # data, tokenizer (made once by rank 0, read by all), model (seeded before init)
-    man = read_manifest(chips / "manifest.parquet")
-    stats = sar_stats(man, chips)
-    records0 = read_corpus(corpus_dir)
-    n_kw = sum(bool(c.keyword) for r in records0 for c in r.clauses)
-    if n_kw == 0 and MODES[cfg.mode]["rec"]:
-        raise SARInputError(corpus_dir / "corpus.parquet", "no caption has keyword spans, so there is nothing to "
-                            "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
-    if rank == 0 and not (run / "tokenizer" / "tokenizer.json").exists():
+    # tokenizer (made by rank 0, read by all; remade while there is no checkpoint, as an earlier start may have had
+    # another corpus or vocabulary), model (seeded before init)
+    resumable = (run / "checkpoints" / "latest.json").exists()
+    if rank == 0 and not (resumable and (run / "tokenizer" / "tokenizer.json").exists()):
         load_tokenizer("corpus", [r.caption for r in records0], cfg.tokenizer_vocab).save_pretrained(run / "tokenizer")
     barrier()
     tok = load_tokenizer(run / "tokenizer")
     seed_all(cfg.seed)
-    mcfg = KlipConfig.load(cfg.model)
     if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
     if cfg.queue_size: mcfg.queue_size = cfg.queue_size
     if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
@@ -233,7 +404,7 @@ def train(cfg:TrainConfig) -> dict:
     total = cfg.steps * scfg.rounds
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, cfg.warmup, cfg.min_lr))
     scio_rng = random.Random(cfg.seed + rank)
-    step, rnd = 0, 0
+    step, rnd, window = 0, 0, []
     ck = load_checkpoint(run)
     if ck is not None:
         try: model.load_state_dict(ck["model"])
@@ -243,10 +414,15 @@ def train(cfg:TrainConfig) -> dict:
         opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
         step, rnd = int(ck["step"]), int(ck["round"])
         set_rng_state(ck["rng"][rank], pre.gen, scio_rng)
+        window = list(ck.get("window", []))           # losses since the last metrics line, so resumed lines match
     # the corpus of the current round
     records = records0 if rnd == 0 else read_version(run, rnd)
     ds = ChipCaptionDataset(chips, records, split="train", stats=stats)
-    sampler = ResumableSampler(len(ds), cfg.batch_size, rank, world, cfg.seed)
+    try: sampler = ResumableSampler(len(ds), cfg.batch_size, rank, world, cfg.seed)
+    except ValueError as err: raise SARInputError("batch_size", f"{err} (training captions of {corpus_dir})", "lower batch_size") from None
+    per_epoch = sampler.batches_per_epoch() // cfg.grad_accum
+    if per_epoch == 0: raise SARInputError("grad_accum", f"{cfg.grad_accum} is more than the {sampler.batches_per_epoch()} "
+                                           "batches of an epoch", "lower grad_accum or batch_size")
     collate = Collate(tok, cfg.max_len)
     truths = None
     if (corpus_dir / "corruptions.parquet").exists():
@@ -260,12 +436,12 @@ def train(cfg:TrainConfig) -> dict:
         except Exception: tb = None
     metrics_f = run / "metrics.jsonl"
     if rank == 0 and step == 0 and metrics_f.exists(): metrics_f.unlink()
-    if rank == 0 and metrics_f.exists():        # drop lines past the checkpoint we resume from: no duplicates
-        keep = [l for l in metrics_f.read_text().splitlines() if json.loads(l).get("step", -1) <= step]
-        metrics_f.write_text("".join(l + "\n" for l in keep))
-    per_epoch = sampler.batches_per_epoch() // cfg.grad_accum
+    if rank == 0 and metrics_f.exists():        # drop lines past the checkpoint we resume from (and one cut by a kill)
+        keep = [l for l in metrics_f.read_text().splitlines() if _line_step(l) <= step]
+        write_text_atomic(metrics_f, "".join(l + "\n" for l in keep))
+    if rank == 0: write_json_atomic(run / "config.json", cfg.to_dict())     # the run has started: its config binds the folder
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.mode}", disable=rank != 0 or not cfg.progress)
-    t_last, window = time.time(), []
+    t_last, timed = time.time(), 0
     use_amp = dev.type == "cuda" and cfg.bf16
     while step < total:
         epoch, in_epoch = divmod(step, per_epoch)
@@ -298,7 +474,7 @@ def train(cfg:TrainConfig) -> dict:
                               dtype=torch.float64, device=dev)
             if world > 1: dist.all_reduce(mt); mt /= world               # log the global batch's losses
             m = dict(zip(("total", "itc", "itm", "rec"), mt.tolist()))
-            window.append(m)
+            window.append(m); timed += 1
             if not math.isfinite(m["total"]): raise FloatingPointError(f"loss is {m['total']} at step {step}: stopping before it spreads")
             if rank == 0:
                 bar.update(); bar.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in m.items()})
@@ -306,12 +482,12 @@ def train(cfg:TrainConfig) -> dict:
                 now = time.time()
                 rec = dict(step=step, epoch=epoch, steps_per_epoch=per_epoch, round=rnd, phase=phase, lr=sched.get_last_lr()[0], grad_norm=gn, flagged=flagged,
                            **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
-                           sec_per_step=(now - t_last) / len(window),
-                           samples_per_s=len(window) * cfg.batch_size * world * cfg.grad_accum / (now - t_last))
+                           sec_per_step=(now - t_last) / timed,
+                           samples_per_s=timed * cfg.batch_size * world * cfg.grad_accum / (now - t_last))
                 with open(metrics_f, "a") as fh: fh.write(json.dumps(rec) + "\n")
                 if tb is not None:
                     for k in ("total", "itc", "itm", "rec", "lr"): tb.add_scalar(f"train/{k}", rec[k], step)
-                window, t_last = [], now
+                window, t_last, timed = [], now, 0
             end_of_round = cfg.mode == "klip" and step % cfg.steps == 0
             if end_of_round:
                 barrier()
@@ -336,7 +512,7 @@ def train(cfg:TrainConfig) -> dict:
                 if rank == 0:
                     save_checkpoint(run, dict(model=model.state_dict(), optimizer=opt.state_dict(),
                                               scheduler=sched.state_dict(), step=step, round=rnd, rng=rngs,
-                                              metrics=m), step, cfg.keep_last)
+                                              metrics=m, window=window), step, cfg.keep_last)
                 barrier()
             if end_of_round: break
     bar.close()

@@ -77,3 +77,43 @@ def test_synth_killed_and_resumed_equals_uninterrupted(tmp_path):
     r = run_cli("synth", "--world", "micro", "--out", out, "--workers", "1")
     assert r.returncode == 0, r.stderr
     assert tree(out) == tree(tmp_path / "ref")
+
+
+@pytest.fixture(scope="module")
+def traindata(world, tmp_path_factory):
+    "The micro world's 2 scenes tiled into ~70 training chips of 64 px, one caption each."
+    from fusar_klip.geo import tile_scenes
+    from fusar_klip.hcot import annotate_corpus
+    from fusar_klip.synth import tiling_inputs
+    d = tmp_path_factory.mktemp("traindata")
+    tile_scenes(tiling_inputs(world, split="train"), d / "chips", 64, progress=False)
+    annotate_corpus(d / "chips", d / "hcot", world, variants=1, progress=False)
+    return d
+
+
+def test_training_killed_and_resumed_logs_the_same_metrics(traindata, tmp_path):
+    """Killed between two metrics lines (checkpoints every 2 steps, a line every 5), the resumed run writes the metrics
+    of the uninterrupted one: the losses averaged into the next line are in the checkpoint."""
+    def cfg(name):
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(dict(data=str(traindata), out=str(tmp_path / name), mode="blip", layers=1, steps=8,
+                                     batch_size=2, max_len=160, queue_size=16, log_every=5, ckpt_every=2, mask_prob=0.0,
+                                     sample_negatives=False, progress=False, tensorboard=False)))
+        return p
+    r = run_cli("train", "--config", cfg("ref"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = tmp_path / "part" / "checkpoints"
+    step = lambda: json.loads((ck / "latest.json").read_text())["step"] if (ck / "latest.json").exists() else 0
+    killed = kill_when([EXE, "train", "--config", str(cfg("part"))], lambda: step() >= 2)
+    assert killed, "training finished before it could be killed"
+    assert step() in (2, 4, 6)                                   # a checkpoint between two lines: losses wait in the window
+    r = run_cli("train", "--config", cfg("part"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = lambda name: [json.loads(l) for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    ref, part = lines("ref"), lines("part")
+    assert [x["step"] for x in part] == [x["step"] for x in ref] == [5, 8]
+    timing = ("sec_per_step", "samples_per_s")
+    for a, b in zip(part, ref):
+        assert a.keys() == b.keys()
+        for k in a.keys() - set(timing):                         # equal up to float summation order between processes
+            assert a[k] == (pytest.approx(b[k], rel=1e-6, abs=1e-9) if isinstance(b[k], float) else b[k]), (k, a, b)
