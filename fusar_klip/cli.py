@@ -16,7 +16,8 @@ from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'cmd_pack', 'preview', 'make_backend', 'cmd_annotate',
-           'parse_overrides', 'cmd_train', 'cmd_demo', 'check_device', 'cmd_eval', 'explain', 'main']
+           'cmd_import_captions', 'parse_overrides', 'cmd_train', 'cmd_demo', 'check_device', 'cmd_eval', 'explain',
+           'main']
 
 # %% ../nbs/90_cli.ipynb #1dcc534a
 _FMT = argparse.RawDescriptionHelpFormatter
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="local model folder (transformers) or model name (openai-compatible)")
     p.add_argument("--base-url", default=None, help="chat-completions endpoint base, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
+    p.add_argument("--style", choices=["template", "official"], default="template",
+                   help="caption style: template (default; closed keywords, e.g. 'the water proportion is high') or "
+                        "official (the paper's released format: one sentence per field, a fixed prefix and a "
+                        "descriptive multi-word keyword phrase, e.g. 'Water presence: a wide river crossing the lower half')")
     p.add_argument("--variants", type=_whole(1), default=3, help="captions per chip (default 3)")
     p.add_argument("--seed", type=_whole(0), default=0, help="phrasing and noise seed")
     p.add_argument("--shard", default=None, help="i/n: annotate shard i of n (default: from torchrun/SLURM, else 0/1)")
@@ -127,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="land-cover codes missing from the class table: stop (default) or count and go on")
     p.add_argument("--wait", type=_real(0), default=None,
                    help="seconds shard 0 waits for the others before merging (default: 3600 under torchrun, else 0)")
+    p = sub.add_parser("import-captions", formatter_class=_FMT,
+        help="turn caption JSON in the paper's format into a corpus that train reads",
+        description="Read caption records in the format of the paper's release (one JSON record per image: image_id plus\n"
+                    "one sentence per field, e.g. \"Water presence: <keyword phrase>\") into a corpus folder\n"
+                    "(corpus.parquet with every keyword's span, stats.json with the parse report). Image ids lose their\n"
+                    "folder and extension to become chip ids. Sentences that match no known prefix keep the whole\n"
+                    "sentence as the keyword and are counted.\n\n"
+                    "example: fusar-klip import-captions captions.json --out data/mine/hcot --chips data/mine/chips\n"
+                    "         fusar-klip train --config configs/train/mini_klip.json --set corpus=data/mine/hcot")
+    p.add_argument("captions", type=Path, metavar="JSON", help="caption JSON (a list of records with image_id)")
+    p.add_argument("--out", type=Path, required=True, help="corpus folder to write")
+    p.add_argument("--chips", type=Path, default=None, help="chip folder whose chip ids the image ids must name (checked)")
     p = sub.add_parser("train", formatter_class=_FMT, help="pre-train a KLIP model (CLIP / BLIP / FUSAR-KLIP with SCIO)",
         description="Train from a JSON config (see configs/train/). Modes: clip (ITC), blip (ITC + ITM + keyword\n"
                     "reconstruction), klip (blip + SCIO rounds that screen, proofread and version the corpus).\n"
@@ -292,7 +309,7 @@ def cmd_annotate(args) -> dict:
     t0 = time.time()
     res = annotate_corpus(args.chips, args.out, world if (world / "index.json").exists() else None, backend,
                           args.variants, args.seed, shard, args.batch, args.noise, args.classes, args.unknown,
-                          wait=wait)
+                          wait=wait, style=args.style)
     dt = time.time() - t0
     msg = f"shard {res['shard']}: {res['chips']} chips in {res['batches']} batches ({res['resumed_batches']} resumed), {dt:.1f}s"
     if res["merged"]:
@@ -306,6 +323,16 @@ def cmd_annotate(args) -> dict:
     else: msg += "\nnot merged yet: waiting for other shards (shard 0 merges when all are done)"
     print(msg)
     return res
+
+def cmd_import_captions(args) -> dict:
+    "Caption JSON in the paper's format -> a corpus folder."
+    from fusar_klip.hcot import official_corpus
+    check_writable(args.out)
+    st = official_corpus(args.captions, args.out, args.chips)
+    rep = st.get("parse", {})
+    print(f"{st['records']} captions of {st['chips']} images -> {args.out / 'corpus.parquet'}; parse: "
+          + ", ".join(f"{k} {v}" for k, v in rep.items() if not isinstance(v, (list, dict))))
+    return st
 
 def parse_overrides(items:list) -> dict:
     "KEY=VALUE strings into a dict; values are JSON when they parse, strings otherwise."
@@ -436,7 +463,7 @@ def cmd_eval(args) -> "pd.DataFrame":
     print(f"evaluated {len(specs)} model(s) on {len(set(df.task))} task(s) in {time.time() - t0:.0f}s -> {args.out}/results.csv")
     return df
 
-COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, pack=cmd_pack, annotate=cmd_annotate, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
+COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, pack=cmd_pack, annotate=cmd_annotate, **{"import-captions": cmd_import_captions}, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
 
 def explain(err:BaseException) -> str:
     "One line for an unexpected error: what it was and, for OS errors, which file."

@@ -255,7 +255,9 @@ class Collate:
     def __init__(self, tok, max_len:int=128):
         self.tok, self.max_len, self.stats = tok, max_len, TokenStats()
     def __call__(self, items:list) -> dict:
+        t0 = self.stats.truncated
         out = encode_captions([it["record"] for it in items], self.tok, self.max_len, self.stats)
+        out["n_truncated"] = self.stats.truncated - t0     # per batch: DataLoader workers keep their own stats
         out.update(image=torch.stack([it["image"] for it in items]),
                    image_idx=torch.tensor([it["image_idx"] for it in items]),
                    chip_id=[it["chip_id"] for it in items], records=[it["record"] for it in items])

@@ -1,4 +1,4 @@
-"""Hierarchical cognitive chain-of-thought captions: level by level from a chip's facts, with keyword spans, variants, a calibration pass, three backends, noise injection and corpus statistics.
+"""Hierarchical cognitive chain-of-thought captions: level by level from a chip's facts, with keyword spans, variants, a calibration pass, three backends, the released records' official style, noise injection and corpus statistics.
 
 Docs: https://fusar-klip.github.io/fusar-klip/hcot.html.md"""
 
@@ -21,12 +21,23 @@ log = logging.getLogger("fusar_klip.hcot")
 # %% auto #0
 __all__ = ['log', 'WATER_EDGES', 'WATER_NAMES', 'ROAD_EDGES', 'ROAD_NAMES', 'BUILD_EDGES', 'BUILD_NAMES', 'HEIGHT_EDGES',
            'HEIGHT_NAMES', 'PLURAL', 'FEATURE', 'REGION', 'ENVIRONMENT', 'FIELDS', 'FIELD', 'LEVELS', 'SCENE_FIELDS',
-           'TARGET_FIELDS', 'terrain', 'boundary', 'functionality', 'layout', 'distribution', 'brightness', 'category',
-           'location', 'size', 'arrangement', 'environment', 'place', 'Field', 'Clause', 'HCoT', 'facts_problems',
+           'TARGET_FIELDS', 'OFFICIAL_PREFIX', 'LC_WORDS', 'BUILDING_WORDS', 'SHARE_WORDS', 'DENSITY_WORDS', 'NEGATION',
+           'RELIEF_FLAT', 'RELIEF_UNSUPPORTED', 'TERRAIN_WORDS', 'FUNCTION_WORDS', 'MECH_WORDS', 'LAYOUT_WORDS',
+           'CELL_WORDS', 'SIDE_WORDS', 'WHOLE_WORDS', 'MOST_WORDS', 'TARGET_WORDS', 'FEATURE_WORDS',
+           'ARRANGEMENT_WORDS', 'REGION_WORDS', 'ENVIRONMENT_WORDS', 'NUMBER_WORDS', 'NUMBER', 'FRACTION_WORDS',
+           'HEIGHT_WORDS', 'NO_BOUNDARY', 'ROUGH_GROUND', 'DOMINANCE', 'PLACE_CENTRE', 'PLACE_EDGE', 'SCENE_KINDS',
+           'FIELD_CLAIMS', 'FN_OF', 'FN_SHARE', 'BRIGHT_OF', 'CORE_CLAIM', 'LC_NOUNS', 'SHARE_PICK', 'DENSITY_PICK',
+           'ROAD_PICK', 'CELL_PICK', 'SIDE_PICK', 'SIDE_NOUN', 'NUM_WORD', 'CLS_PICK', 'FN_PICK', 'VERB_PICK',
+           'MECH_TAIL', 'MECH_NEEDS', 'BOUNDARY_ADJ', 'BOUNDARY_NOUN', 'BRIGHT_PICK', 'BRIGHT_MECH', 'MECH_WORD',
+           'FEATURE_PICK', 'ARR_PICK', 'REGION_PICK', 'ENV_PICK', 'COMPOSERS', 'LEVEL_NAMES', 'STYLES', 'terrain',
+           'boundary', 'functionality', 'layout', 'distribution', 'brightness', 'category', 'location', 'size',
+           'arrangement', 'environment', 'place', 'Field', 'Clause', 'HCoT', 'prefix_span', 'official_clause',
+           'is_official', 'phrase_claims', 'claim_problem', 'phrase_problems', 'official_phrase', 'facts_problems',
            'calibrate', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend', 'BackendError',
-           'OpenAICompatibleBackend', 'annotate_chip', 'Corruption', 'inject_noise', 'to_official',
-           'sentence_to_clause', 'from_official', 'caption_words', 'mtld', 'corpus_stats', 'parse_shard',
-           'annotate_corpus', 'merge_corpus', 'read_corpus']
+           'OpenAICompatibleBackend', 'official_prompt', 'parse_official_answer', 'ask_official', 'annotate_chip',
+           'Corruption', 'inject_noise', 'to_official', 'sentence_to_clause', 'parse_sentence', 'from_official',
+           'caption_words', 'mtld', 'corpus_stats', 'parse_shard', 'annotate_corpus', 'merge_corpus', 'read_corpus',
+           'official_corpus']
 
 # %% ../nbs/03_hcot.ipynb #a004e2a2
 def _bins(x:float, edges:list, names:list, tol:float=0.0) -> set:
@@ -291,6 +302,11 @@ class Clause:
         return Clause(self.field, self.level, self.text[:self.start] + keyword + self.text[self.end:], keyword,
                       self.start, self.start + len(keyword))
 
+def _sentence(text:str) -> str:
+    "A clause as a record sentence: ours get a capital and a full stop; a clause that already is a sentence stays as it is."
+    if not text or text[:1].isupper() or text.rstrip()[-1:] in (".", "!", "?"): return text
+    return text[0].upper() + text[1:] + "."
+
 @dataclass
 class HCoT:
     "An HCoT-annotated caption of one chip."
@@ -313,7 +329,7 @@ class HCoT:
     def _sentences(self, names) -> dict:
         out = {}
         for c in self.clauses:
-            if c.field in names and c.field not in out: out[c.field] = c.text[0].upper() + c.text[1:] + "."
+            if c.field in names and c.field not in out: out[c.field] = _sentence(c.text)
         return {k: out.get(k) for k in names}
 
     @property
@@ -329,6 +345,861 @@ class HCoT:
     def from_row(cls, r) -> "HCoT":
         return cls(r["chip_id"], int(r["variant"]), [Clause(**c) for c in json.loads(r["clauses"])], r["backend"],
                    json.loads(r["l5"]))
+
+# %% ../nbs/03_hcot.ipynb #3dda49c3
+OFFICIAL_PREFIX = {     # the released records' prefixes for the eight scene fields; ours for the other fields
+    "Terrain": "The terrain is classified as ", "Functionality": "The area functionality is described as ",
+    "Distribution": "Functional distribution: ", "Layout": "Spatial layout: ", "Boundary": "Boundary features: ",
+    "Buildings": "Building presence: ", "Roads": "Road presence: ", "Water": "Water presence: ",
+    "Place": "Geographic setting: ", "Height": "Vertical profile: ", "Brightness": "Brightest scatterers: ",
+    "Count": "Target count: ", "Category": "Object category: ", "Location": "Instance location: ",
+    "Size": "Size estimate: ", "Feature": "Radar signature: ", "Arrangement": "Group pattern: ",
+    "Region": "Supporting surface: ", "Environment": "Activity state: "}
+
+def _prefix_regex(name:str) -> re.Pattern:
+    "An optional 'Field:' label, then the field's official prefix, case and spacing free; one of the two must be there."
+    p = OFFICIAL_PREFIX[name].strip()
+    body = r"\s+".join(map(re.escape, p.split())) + (r"\b" if p[-1].isalnum() else "")
+    return re.compile(r"^\s*(?P<label>(?:the\s+)?" + re.escape(name) + r"\s*[:\-\u2013]\s*)?(?P<prefix>" + body + r")?\s*",
+                      re.IGNORECASE)
+_PREFIX_RE = {name: _prefix_regex(name) for name in OFFICIAL_PREFIX}
+
+def prefix_span(name:str, sentence:str) -> tuple|None:
+    "(start, end) of the keyword phrase after the field's prefix (or its 'Field:' label); None if neither opens the sentence."
+    if name not in _PREFIX_RE: return None
+    m = _PREFIX_RE[name].match(sentence)
+    if not (m.group("label") or m.group("prefix")): return None
+    end = len(sentence.rstrip())
+    while end > m.end() and sentence[end - 1] in ".!?": end -= 1
+    end = len(sentence[:end].rstrip())
+    return (m.end(), end) if re.search(r"\w", sentence[m.end():end]) else None
+
+def _cap_after(prefix:str, phrase:str) -> str:
+    "A phrase after a 'Label: ' prefix starts with a capital, as in the released records."
+    return phrase[:1].upper() + phrase[1:] if prefix.rstrip().endswith(":") else phrase
+
+def official_clause(name:str, phrase:str) -> Clause:
+    "A clause in the official style: the field's prefix, the keyword phrase, a full stop."
+    fd, pre = FIELD[name], OFFICIAL_PREFIX[name]
+    kw = _cap_after(pre, phrase)
+    return Clause(name, fd.level, pre + kw + ".", kw, len(pre), len(pre) + len(kw))
+
+def is_official(c:Clause) -> bool:
+    "Whether a clause is in the official style (its keyword is the phrase after the field's prefix)."
+    return c.start > 0 and prefix_span(c.field, c.text) == (c.start, c.end)
+
+# %% ../nbs/03_hcot.ipynb #1ac2af95
+def _alt(*words) -> str:
+    "A regex alternation of words and phrases, longest first, matched on word boundaries."
+    return r"\b(?:" + "|".join(sorted(words, key=len, reverse=True)) + r")\b"
+
+LC_WORDS = {   # land-cover class -> words naming it
+    "water": _alt("water", "waters", "water bodies", "water body", "water surface", "open water", "waterway", "waterways",
+                  "shoreline", "waterline", "waterfront", "water's edge"),
+    "farmland": _alt("farmland", "farmlands", "cropland", "croplands", "fields", "field", "arable land", "cultivated land",
+                     "agricultural land", "farm plots", "farm parcels", "crop parcels", "tilled plots"),
+    "forest": _alt("forest", "forests", "forested", "woodland", "woodlands", "wooded", "tree cover", "trees", "woods",
+                   "canopy"),
+    "urban": _alt("urban", "built-up", "city blocks", "housing", "settlement", "settlements", "townscape", "cityscape",
+                  "neighbourhoods", "neighbourhood", "dwellings", "housing estates"),
+    "road": _alt("road", "roads", "street", "streets", "highway", "highways", "motorway", "motorways", "road network",
+                 "carriageway", "carriageways", "road corridor", "road corridors", "thoroughfares"),
+    "port": _alt("port", "ports", "harbour", "harbor", "harbours", "quay", "quays", "dock", "docks", "docklands", "wharf",
+                 "wharves", "berths", "container terminal"),
+    "airfield": _alt("airfield", "airfields", "airport", "airports", "runway", "runways", "taxiway", "taxiways",
+                     "airstrip"),
+    "bare soil": _alt("bare soil", "bare ground", "exposed soil", "bare earth", "barren ground", "unvegetated ground",
+                      "open ground", "vacant land"),
+    "grassland": _alt("grassland", "grasslands", "meadow", "meadows", "pasture", "pastures", "grass"),
+    "shrubland": _alt("shrubland", "shrubs", "scrub", "scrubland", "bushland"),
+    "wetland": _alt("wetland", "wetlands", "marsh", "marshes", "swamp", "bog"),
+    "snow and ice": _alt("snow", "ice", "glacier", "snowfield"),
+    "mangroves": _alt("mangrove", "mangroves"),
+    "moss and lichen": _alt("moss", "lichen", "tundra"),
+}
+BUILDING_WORDS = _alt("buildings", "building", "structures", "built structures", "houses", "blocks", "roofs", "rooftops",
+                      "constructions", "edifices", "premises", "sheds", "warehouses")
+SHARE_WORDS = {   # how much of a land-cover class: the words, and the fraction range (tolerant) they claim
+    "dominant": (_alt("dominated by", "predominantly", "mostly", "mainly", "largely", "chiefly", "primarily",
+                      "overwhelmingly", "almost entirely", "a vast expanse of", "vast", "extensive", "expansive",
+                      "wall-to-wall", "uninterrupted", "continuous"), 0.35, 1.0),
+    "substantial": (_alt("substantial", "sizeable", "considerable", "broad", "wide", "significant", "a good deal of",
+                         "sweeping", "ample"), 0.08, 1.0),
+    "minor": (_alt("patches of", "pockets of", "a little", "small", "a sliver of", "slivers of", "traces of", "a fringe of",
+                   "fragments of", "minor", "specks of", "a strip of", "a narrow", "limited", "scattered", "isolated",
+                   "a touch of", "marginal"), 0.0, 0.25),
+}
+DENSITY_WORDS = {   # how dense roads or buildings are: the words, and the field keywords they agree with
+    "high": _alt("dense", "densely packed", "tightly packed", "crowded", "closely spaced", "compact", "thick", "intensive",
+                 "heavy", "busy", "tight-knit", "packed"),
+    "medium": _alt("moderate", "moderately dense", "medium-density", "a fair number of", "modest", "average",
+                   "intermediate"),
+    "low": _alt("sparse", "sparsely", "few", "a few", "light", "occasional", "scattered", "isolated", "a handful of",
+                "scarce", "thin", "lone", "a single", "minor", "low-density"),
+}
+NEGATION = _alt("no", "without", "free of", "lacking", "absence of", "devoid of", "not any", "none of the", "no visible")
+RELIEF_FLAT = _alt("flat", "level", "low-lying", "even", "planar")
+RELIEF_UNSUPPORTED = _alt("hill", "hills", "hilly", "mountain", "mountains", "mountainous", "rugged", "steep", "ridge",
+                          "ridges", "valley", "valleys", "cliff", "cliffs", "plateau", "undulating", "rolling", "slopes",
+                          "sloping", "highland", "highlands", "canyon", "gorge", "terraced", "dunes")
+TERRAIN_WORDS = {   # terrain-type nouns and what they need
+    "plain": (_alt("plain", "plains", "lowland", "lowlands", "flatland", "flatlands", "open country", "countryside"),
+              lambda f: sum(f.landcover.get(k, 0) for k in ("farmland", "bare soil", "grassland", "shrubland")) >= 0.25),
+    "waterside": (_alt("waterfront", "shore", "shoreline", "water's edge", "bank", "banks", "coastal", "riparian",
+                       "lakeside", "shore zone"), lambda f: 0.02 <= f.water_fraction <= 0.98),
+    "urban": (_alt("cityscape", "townscape", "urban landscape", "urban fabric", "built-up area", "metropolitan"),
+              lambda f: _urbanish(f) >= 0.2),
+    "seascape": (_alt("seascape", "offshore", "expanse of water", "open sea", "water-dominated"),
+                 lambda f: f.water_fraction >= 0.5),
+    "mosaic": (_alt("mosaic", "patchwork", "mixed landscape", "medley"),
+               lambda f: len([v for v in f.landcover.values() if v >= 0.05]) >= 2),
+}
+FUNCTION_WORDS = {   # regional functions: words, and the facts a function needs
+    "residential": (_alt("residential", "housing", "dwellings", "living space", "urban living", "habitation"),
+                    lambda f: f.landcover.get("urban", 0) >= 0.05 or f.building_count > 0),
+    "agriculture": (_alt("agriculture", "agricultural", "farming", "crop cultivation", "arable farming", "cropping",
+                         "tillage"), lambda f: f.landcover.get("farmland", 0) >= 0.05),
+    "transport": (_alt("transport", "traffic", "transit", "commuting", "haulage", "mobility"),
+                  lambda f: f.road_fraction >= 0.02 or bool(f.target_counts().get("vehicle"))),
+    "port": (_alt("port", "harbour", "harbor", "cargo handling", "maritime trade", "port logistics", "berthing",
+                  "dockside"), lambda f: f.landcover.get("port", 0) >= 0.01 or any(t["context"] == "moored along the quay" for t in f.targets)),
+    "navigation": (_alt("navigation", "shipping", "waterborne", "waterborne transport", "waterborne traffic",
+                          "boating", "inland navigation", "shipping lanes"),
+                   lambda f: f.water_fraction >= 0.2),
+    "aviation": (_alt("aviation", "air transport", "aircraft operations", "flight operations", "air traffic"),
+                 lambda f: f.landcover.get("airfield", 0) >= 0.01 or bool(f.target_counts().get("aircraft"))),
+    "ecological": (_alt("ecological", "conservation", "forestry", "habitat", "green space", "nature", "timber"),
+                   lambda f: sum(f.landcover.get(k, 0) for k in ("forest", "grassland", "shrubland", "wetland", "mangroves")) >= 0.05),
+    "reserve": (_alt("fallow", "vacant", "idle land", "land held in reserve", "land reserve", "construction sites"),
+                lambda f: f.landcover.get("bare soil", 0) >= 0.03),
+}
+MECH_WORDS = {   # scattering mechanisms: words, and the facts that make them possible
+    "specular": (_alt("specular", "mirror-like", "specular reflection", "forward scattering", "dark smooth"),
+                 lambda f: f.water_fraction >= 0.03 or f.landcover.get("airfield", 0) >= 0.03 or f.road_fraction >= 0.05),
+    "double bounce": (_alt("double bounce", "double-bounce", "dihedral", "corner reflections", "corner reflectors",
+                           "wall-ground"), lambda f: f.building_count > 0 or _urbanish(f) >= 0.05 or bool(f.targets)),
+    "volume": (_alt("volume scattering", "volume", "volumetric", "canopy scattering", "multiple scattering"),
+               lambda f: sum(f.landcover.get(k, 0) for k in ("forest", "shrubland", "mangroves")) >= 0.03),
+    "surface": (_alt("surface scattering", "rough-surface", "diffuse", "surface returns", "rough surface"),
+                lambda f: f.water_fraction < 0.99),
+}
+LAYOUT_WORDS = {   # Layout keywords: words naming each
+    "regular grid": _alt("grid", "gridded", "orthogonal", "checkerboard", "chessboard", "rectilinear", "regular blocks",
+                         "planned street"),
+    "scattered": _alt("scattered", "dispersed", "sprawling", "loose", "patchy", "fragmented", "irregular", "haphazard"),
+    "linear": _alt("linear", "ribbon", "along the road", "strung along", "corridor"),
+    "open": _alt(r"open(?!\s+water)", "undeveloped", "unbuilt", "uninterrupted", "unbroken", "without structures", "unstructured"),
+}
+CELL_WORDS = {   # nine-grid cells and the wordings that name them
+    "upper left": _alt("upper left", "upper-left", "top left", "top-left", "north-west", "northwest", "north-western"),
+    "upper middle": _alt("upper middle", "top centre", "top center", "top middle", "upper centre", "upper center",
+                         "north-central"),
+    "upper right": _alt("upper right", "upper-right", "top right", "top-right", "north-east", "northeast", "north-eastern"),
+    "middle left": _alt("middle left", "centre left", "center left", "mid-left", "west-central"),
+    "center": _alt("center", "centre", "central part", "middle of the chip", "chip's centre", "chip's center"),
+    "middle right": _alt("middle right", "centre right", "center right", "mid-right", "east-central"),
+    "lower left": _alt("lower left", "lower-left", "bottom left", "bottom-left", "south-west", "southwest", "south-western"),
+    "lower middle": _alt("lower middle", "bottom centre", "bottom center", "bottom middle", "lower centre", "lower center",
+                         "south-central"),
+    "lower right": _alt("lower right", "lower-right", "bottom right", "bottom-right", "south-east", "southeast", "south-eastern"),
+}
+_SIDE = r"\s+(?:half|part|portion|third|edge|strip|row|band|margin|side|section|flank|column|fringe|rim|belt|reaches|border)\b"
+SIDE_WORDS = {   # rows and columns of the nine-grid
+    "upper": (r"\b(?:upper|top|northern|north)" + _SIDE, (0, 1, 2)),
+    "lower": (r"\b(?:lower|bottom|southern|south)" + _SIDE, (6, 7, 8)),
+    "left": (r"\b(?:left|western|west|left-hand)" + _SIDE, (0, 3, 6)),
+    "right": (r"\b(?:right|eastern|east|right-hand)" + _SIDE, (2, 5, 8)),
+}
+WHOLE_WORDS = _alt("throughout", "the whole chip", "the entire chip", "everywhere", "all over", "the whole scene",
+                   "the entire scene", "the full frame", "the whole frame", "wall to wall", "end to end")
+MOST_WORDS = _alt("most of the chip", "the bulk of the chip", "much of the chip", "most of the scene", "most of the frame",
+                  "the greater part of the chip", "the majority of the chip")
+TARGET_WORDS = {"ship": _alt("ship", "ships", "vessel", "vessels", "boat", "boats"),
+                "vehicle": _alt("vehicle", "vehicles", "car", "cars", "truck", "trucks", "lorries", "automobiles"),
+                "aircraft": _alt("aircraft", "airplane", "airplanes", "aeroplane", "aeroplanes", "plane", "planes",
+                                 "jet", "jets", "airliner", "airliners")}
+FEATURE_WORDS = {"elongated": _alt("elongated", "oblong", "long and narrow", "streak-like", "linear streaks", "spindle-shaped"),
+                 "point-like": _alt("point-like", "pointlike", "dot-like", "compact points", "point targets", "speckle-sized"),
+                 "cross-shaped": _alt("cross-shaped", "cruciform", "cross-like", "winged", "t-shaped")}
+ARRANGEMENT_WORDS = {"isolated": _alt("isolated", "single", "lone", "solitary", "on its own"),
+                     "aligned": _alt("aligned", "in a row", "lined up", "parallel", "in line", "side by side"),
+                     "clustered": _alt("clustered", "in a cluster", "bunched", "huddled", "tightly grouped", "packed together"),
+                     "scattered": _alt("scattered", "dispersed", "spread out", "far apart", "strewn"),
+                     "grouped": _alt("grouped", "in small groups", "in groups", "in a few groups", "in pockets")}
+REGION_WORDS = {"water": _alt("water", "open water", "water surface", "waterway", "harbour basin", "river", "sea"),
+                "roads": _alt("road", "roads", "streets", "carriageway", "carriageways", "highway", "lanes"),
+                "apron": _alt("apron", "aprons", "tarmac", "hardstanding", "parking stands")}
+ENVIRONMENT_WORDS = {"moored": _alt("moored", "berthed", "docked", "at berth", "tied up", "alongside the quay"),
+                     "underway": _alt("underway", "under way", "sailing", "in transit", "steaming", "making way"),
+                     "driving": _alt("driving", "on the move", "travelling", "traveling", "in traffic", "moving"),
+                     "parked": _alt("parked", "stationary", "standing", "at rest", "idle")}
+NUMBER_WORDS = {"no": 0, "zero": 0, "none": 0, "a single": 1, "one": 1, "a lone": 1, "an isolated": 1, "two": 2,
+                "a pair of": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+                "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+                "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20}
+NUMBER = r"(?:\d+|" + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True)) + r")"
+FRACTION_WORDS = {"a tenth": 0.1, "a fifth": 0.2, "a quarter": 0.25, "a third": 0.33, "half": 0.5, "two thirds": 0.67,
+                  "three quarters": 0.75, "nearly all": 0.9}
+HEIGHT_WORDS = {"low-rise": _alt("low-rise", "single-storey", "one-storey", "two-storey", "low-slung", "squat"),
+                "mid-rise": _alt("mid-rise", "medium-height", "multi-storey", "mid-height", "mid-sized"),
+                "high-rise": _alt("high-rise", r"(?<!m )tall", "towering", "skyscraper", "skyscrapers", "tower blocks")}
+NO_BOUNDARY = _alt("homogeneous", "uniform", "no clear boundary", "no distinct boundary", "no sharp boundary",
+                   "no internal boundary", "no boundary", "no boundaries", "seamless", "unbroken cover")
+ROUGH_GROUND = _alt("rough ground", "rough terrain", "coarse soil", "tilled soil", "rough soil", "furrows")
+DOMINANCE = _alt("primarily", "mainly", "chiefly", "predominantly", "mostly", "largely", "above all", "first and foremost")
+PLACE_CENTRE = _alt("centre of", "center of", "downtown", "heart of", "inner city", "inner districts", "core of")
+PLACE_EDGE = _alt("outskirts", "periphery", "suburbs", "fringe", "edge of", "outer districts", "hinterland")
+SCENE_KINDS = {"lc", "share", "density", "where", "relief", "targets", "terrain", "fn", "mech"}
+FIELD_CLAIMS = {   # which kinds of claim are read from each field's phrase (and so checked against the facts)
+    **{k: SCENE_KINDS for k in SCENE_FIELDS},
+    "Layout": SCENE_KINDS | {"layout"}, "Boundary": SCENE_KINDS | {"noboundary"},
+    "Buildings": SCENE_KINDS | {"bcount", "height"}, "Water": SCENE_KINDS | {"percent"},
+    "Functionality": (SCENE_KINDS - {"share"}) | {"main_fn"},
+    "Place": {"place"}, "Height": {"height"}, "Brightness": {"bright", "mech", "targets"},
+    "Count": {"total", "targets"}, "Category": {"targets", "main_cls"}, "Location": {"tcells"}, "Size": {"size"},
+    "Feature": {"feature", "targets"}, "Arrangement": {"arrangement"}, "Region": {"region"}, "Environment": {"env", "targets"}}
+
+# %% ../nbs/03_hcot.ipynb #f123f830
+def _num(s:str) -> int: return int(s) if s.isdigit() else NUMBER_WORDS[s.lower()]
+
+_SEG = re.compile(r"[,;:()]|\b(?:and|while|whilst|whereas|but|plus)\b")
+
+def _finds(lex:dict, text:str) -> list:
+    "(value, start, end) of every match of every lexicon entry, longest first where matches overlap."
+    hits = sorted(((m.start(), -(m.end() - m.start()), k, m.end()) for k, rx in lex.items()
+                   for m in re.finditer(rx if isinstance(rx, str) else rx[0], text)))
+    out, last = [], -1
+    for s, _, k, e in hits:
+        if s >= last: out.append((k, s, e)); last = e
+    return out
+
+def _segments(text:str) -> list:
+    "(start, end) of the parts of a phrase between commas, semicolons and conjunctions."
+    cuts = [0] + [x for m in _SEG.finditer(text) for x in (m.start(), m.end())] + [len(text)]
+    return [(cuts[i], cuts[i + 1]) for i in range(0, len(cuts), 2)]
+
+def _before(text:str, s:int, lo:int, words:int=4) -> str:
+    "Up to `words` words of `text` before position `s`, not reaching before `lo`."
+    return " ".join(text[lo:s].split()[-words:])
+
+def phrase_claims(field_name:str, phrase:str) -> list:
+    "The checkable claims of a keyword phrase: (kind, value, the words that make it), in order."
+    t, kinds, out = phrase.lower(), FIELD_CLAIMS.get(field_name, set()), []
+    segs = _segments(t)
+    def seg_of(i): return next((a, b) for a, b in segs if a <= i <= b)
+    subj = _finds({**LC_WORDS, "buildings": BUILDING_WORDS}, t)
+    neg = False
+    for k, s, e in subj:
+        a, b = seg_of(s)
+        prev = max([a] + [e2 for _, s2, e2 in subj if e2 <= s])
+        lead = _before(t, s, prev)
+        neg = (neg and re.fullmatch(r"\s*(?:,|or|nor|, or)?\s*", t[prev:s]) is not None) or \
+              re.search(NEGATION + r"(?:\s+\S+){0,2}\s*$", lead + " ") is not None
+        if "lc" in kinds and k != "buildings": out.append(("absent" if neg else "lc", k, t[s:e]))
+        if "density" in kinds and k == "buildings": out.append(("bdensity", "none" if neg else None, t[s:e]))
+        if neg: continue
+        if "share" in kinds and k not in ("buildings", "road"):
+            q = _qualifier({l: rx for l, (rx, _, _) in SHARE_WORDS.items()}, lead)
+            if q: out.append(("share", (k, q), lead + " " + t[s:e]))
+        if "density" in kinds and k in ("buildings", "urban", "road"):
+            q = _qualifier(DENSITY_WORDS, lead)
+            if q: out.append(("rdensity" if k == "road" else "bdensity", q, lead + " " + t[s:e]))
+    if "where" in kinds:
+        for a, b in segs:
+            seg = t[a:b]
+            lcs = {k for k, s, e in subj if a <= s < b and k != "buildings" and
+                   not re.search(NEGATION + r"(?:\s+\w+){0,2}\s*$", _before(t, s, a) + " ")}
+            cells = _where(seg)
+            if len(lcs) == 1 and cells: out.append(("where", (next(iter(lcs)), cells), seg.strip()))
+    if "relief" in kinds:
+        out += [("relief", "unsupported", t[s:e]) for _, s, e in _finds({"x": RELIEF_UNSUPPORTED}, t)]
+        out += [("relief", "flat", t[s:e]) for _, s, e in _finds({"x": RELIEF_FLAT}, t)]
+    if "terrain" in kinds: out += [("terrain", k, t[s:e]) for k, s, e in _finds(TERRAIN_WORDS, t)]
+    if "fn" in kinds:
+        for k, s, e in _finds(FUNCTION_WORDS, t):
+            out.append(("fn", k, t[s:e]))
+            if "main_fn" in kinds and re.search(DOMINANCE + r"(?:\s+\S+)?\s*$", _before(t, s, seg_of(s)[0]) + " "):
+                out.append(("main_fn", k, t[s:e]))
+    if "mech" in kinds: out += [("mech", k, t[s:e]) for k, s, e in _finds(MECH_WORDS, t)]
+    if "layout" in kinds: out += [("layout", k, t[s:e]) for k, s, e in _finds(LAYOUT_WORDS, t)]
+    if "noboundary" in kinds: out += [("noboundary", True, t[s:e]) for _, s, e in _finds({"x": NO_BOUNDARY}, t)]
+    if "height" in kinds:
+        out += [("height", k, t[s:e]) for k, s, e in _finds(HEIGHT_WORDS, t)]
+        out += [("height_m", float(m.group(1)), m.group(0)) for m in
+                re.finditer(r"(\d+(?:\.\d+)?)\s*(?:m|metres|meters)\s+(?:tall|high|in height)", t)]
+    if "bcount" in kinds:
+        out += [("bcount", _num(m.group(1)), m.group(0)) for m in
+                re.finditer(r"\b(" + NUMBER + r")\s+(?:[a-z-]+\s+){0,2}?" + BUILDING_WORDS, t)]
+    if "percent" in kinds:
+        out += [("percent", float(m.group(1)) / 100, m.group(0)) for m in re.finditer(r"(\d+)\s*(?:%|percent|per cent)", t)]
+        out += [("percent", FRACTION_WORDS[m.group(1)], m.group(0)) for m in
+                re.finditer(r"\b(" + "|".join(FRACTION_WORDS) + r") of the (?:chip|scene|frame|image|tile|area)", t)]
+    if "targets" in kinds:
+        for k, s, e in _finds(TARGET_WORDS, t):
+            m = re.search(r"\b(" + NUMBER + r")\s+(?:[a-z-]+\s+){0,2}$", t[max(0, s - 40):s])
+            out.append(("tcount", (k, _num(m.group(1))), t[s:e]) if m else ("tclass", k, t[s:e]))
+    if "total" in kinds:
+        m = re.search(r"\b(" + NUMBER + r")\b", t)
+        if m: out.append(("total", _num(m.group(1)), m.group(0)))
+    if "main_cls" in kinds:
+        for k, s, e in _finds(TARGET_WORDS, t):
+            if re.search(DOMINANCE + r"\s*$", _before(t, s, 0, 2) + " "): out.append(("main_cls", k, t[s:e]))
+    if "tcells" in kinds:
+        for a, b in segs:
+            cells = _where(t[a:b])
+            if not cells: continue
+            out.append(("tcells", cells, t[a:b].strip()))
+            if re.search(DOMINANCE + r"|\bmost\b|\bmajority\b", t[a:b]): out.append(("tmain", cells, t[a:b].strip()))
+    if "size" in kinds:
+        for i, m in enumerate(re.finditer(r"(\d+(?:\.\d+)?)\s*(?:m|metres|meters|metre|meter)\b(\s+(?:wide|across|in width|in beam))?", t)):
+            out.append(("width" if m.group(2) else "longest" if i == 0 else "length", float(m.group(1)), m.group(0)))
+    for kind, lex in (("feature", FEATURE_WORDS), ("arrangement", ARRANGEMENT_WORDS), ("region", REGION_WORDS),
+                      ("env", ENVIRONMENT_WORDS)):
+        if kind in kinds: out += [(kind, k, t[s:e]) for k, s, e in _finds(lex, t)]
+    if "bright" in kinds:
+        src = _finds({**{k: v for k, v in TARGET_WORDS.items()}, "buildings": BUILDING_WORDS, "forest": LC_WORDS["forest"],
+                      "rough": ROUGH_GROUND, "none": _alt("no strong", "no bright", "no distinct", "nothing stands out")}, t)
+        out += [("bright_first" if i == 0 else "bright", k, t[s:e]) for i, (k, s, e) in enumerate(src)]
+    if "place" in kinds:
+        from fusar_klip.synth import GAZETTEER
+        for c in GAZETTEER:
+            for m in re.finditer(r"\b" + re.escape(c.name.lower()) + r"\b", t): out.append(("city", c.name, m.group(0)))
+        for c in sorted({c.country for c in GAZETTEER}):
+            for m in re.finditer(r"\b" + re.escape(c.lower()) + r"\b", t): out.append(("country", c, m.group(0)))
+        out += [("km", float(m.group(1)), m.group(0)) for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:km|kilomet(?:re|er)s?)\b", t)]
+        out += [("centre", True, t[s:e]) for _, s, e in _finds({"x": PLACE_CENTRE}, t)]
+        out += [("edge", True, t[s:e]) for _, s, e in _finds({"x": PLACE_EDGE}, t)]
+    return out
+
+def _qualifier(lex:dict, lead:str) -> str|None:
+    "The lexicon entry of the qualifier closest before a noun (at most two words between), or None."
+    hits = [(s, k) for k, s, e in _finds(lex, lead) if re.fullmatch(r"(?:\s+\S+){0,2}\s*", lead[e:])]
+    return max(hits)[1] if hits else None
+
+def _where(seg:str) -> frozenset:
+    "The nine-grid cells a piece of text places something in (empty when it names none)."
+    if re.search(WHOLE_WORDS, seg): return frozenset(NINE_GRID)
+    if re.search(MOST_WORDS, seg): return frozenset({"most"})
+    cells = {k for k, _, _ in _finds(CELL_WORDS, seg)}
+    for _, (rx, idx) in SIDE_WORDS.items():
+        if re.search(rx, seg): cells |= {NINE_GRID[i] for i in idx}
+    return frozenset(cells)
+
+# %% ../nbs/03_hcot.ipynb #0189f3bf
+def _frac(f, k): return f.landcover.get(k, 0.0)
+FN_OF = {"port": "port", "aviation": "aviation", "navigation": "navigation", "residential": "residential",
+         "agriculture": "agriculture", "ecological": "ecological"}
+FN_SHARE = {"residential": lambda f: _frac(f, "urban"), "agriculture": lambda f: _frac(f, "farmland"),
+            "transport": lambda f: 1.5 * f.road_fraction, "port": lambda f: 3 * _frac(f, "port"),
+            "navigation": lambda f: f.water_fraction, "aviation": lambda f: 3 * _frac(f, "airfield"),
+            "ecological": lambda f: sum(_frac(f, k) for k in ("forest", "grassland", "shrubland", "wetland", "mangroves")),
+            "reserve": lambda f: _frac(f, "bare soil")}
+BRIGHT_OF = {"ships": "ship", "aircraft": "aircraft", "buildings": "buildings", "vehicles": "vehicle",
+             "forest canopy": "forest", "rough ground": "rough", "none": "none"}
+
+def _layouts_ok(f) -> set:
+    "Layout keywords the facts admit, with tolerance at the thresholds."
+    from dataclasses import replace
+    out = set()
+    for dr in (-0.01, 0, 0.01):
+        for du in (-0.03, 0, 0.03):
+            lc = dict(f.landcover); lc["road"] = max(0.0, lc.get("road", 0) + dr); lc["urban"] = max(0.0, lc.get("urban", 0) + du)
+            out.add(layout(replace(f, landcover=lc)))
+    return out
+
+def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
+    "Why one claim (kind, value, words) contradicts the facts, or None when the facts agree."
+    kind, v, w = claim
+    lc_ok = _landcover_ok(f)
+    need_lc = kind in ("lc", "absent", "share", "where", "terrain", "fn", "layout", "noboundary", "rdensity", "percent")
+    if need_lc and not lc_ok: return f"'{w}': the chip has no land cover to support it"
+    if kind in ("bdensity", "bcount") and not f.has_targets_layer: return f"'{w}': the chip has no buildings layer"
+    if kind in ("tclass", "tcount", "total", "main_cls", "tcells", "tmain", "longest", "length", "width", "feature",
+                "arrangement", "region", "env") and not f.has_targets_layer:
+        return f"'{w}': the chip has no targets layer"
+    if kind == "lc" and _frac(f, v) < 0.002: return f"'{w}': no {v} on the chip"
+    if kind == "absent" and _frac(f, v) > 0.02: return f"'{w}': the chip has {_frac(f, v):.0%} {v}"
+    if kind == "share":
+        (k, lvl), (lo, hi) = v, SHARE_WORDS[v[1]][1:]
+        if not lo <= _frac(f, k) <= hi: return f"'{w}': {k} covers {_frac(f, k):.0%} of the chip"
+    if kind == "bdensity":
+        ok = FIELD["Buildings"].accepts(f)
+        want = {"none": {"none"}, "low": {"sparse"}, "medium": {"moderate"}, "high": {"dense"}, None: {"sparse", "moderate", "dense"}}[v]
+        if not ok & want: return f"'{w}': the building density is {FIELD['Buildings'].derive(f)}"
+    if kind == "rdensity":
+        ok = FIELD["Roads"].accepts(f)
+        if v not in ok: return f"'{w}': the road density is {FIELD['Roads'].derive(f)}"
+    if kind == "where":
+        k, cells = v
+        have = {c for c, r in zip(NINE_GRID, f.regional) if r == k}
+        if cells == {"most"}:
+            if len(have) < 5: return f"'{w}': {k} is the main class in {len(have)} of 9 cells"
+        elif not cells <= have: return f"'{w}': {k} is not the main class in the {', '.join(sorted(cells - have))}"
+    if kind == "relief":
+        if v == "unsupported": return f"'{w}': the facts carry no elevation, so no relief can be claimed"
+        if terrain(f) not in ("open water", "waterside", "plain", "airfield"): return f"'{w}': the terrain is {terrain(f)}"
+    if kind == "terrain" and not TERRAIN_WORDS[v][1](f): return f"'{w}': the terrain is {terrain(f)}"
+    if kind == "fn" and not FUNCTION_WORDS[v][1](f): return f"'{w}': the facts do not support {v} use"
+    if kind == "main_fn" and not (FN_OF.get(functionality(f)) == v or FN_SHARE[v](f) >= 0.35):
+        return f"'{w}': the main function is {functionality(f)}"
+    if kind == "mech" and not MECH_WORDS[v][1](f): return f"'{w}': nothing on the chip gives {v} scattering"
+    if kind == "layout" and v not in _layouts_ok(f): return f"'{w}': the layout is {layout(f)}"
+    if kind == "noboundary" and boundary(f) != "none": return f"'{w}': there is a boundary between {boundary(f)}"
+    if kind == "height" and (not f.building_height_m or v not in FIELD["Height"].accepts(f)):
+        return f"'{w}': the buildings are {FIELD['Height'].derive(f) or 'of unknown height'}"
+    if kind == "height_m" and (not f.building_height_m or abs(v - f.building_height_m) > max(3, 0.3 * f.building_height_m)):
+        return f"'{w}': the mean building height is {f.building_height_m or 'unknown'}"
+    if kind == "bcount" and abs(v - f.building_count) > max(3, 0.25 * f.building_count):
+        return f"'{w}': the chip has {f.building_count} buildings"
+    if kind == "percent" and (not lc_ok or abs(v - f.water_fraction) > 0.1): return f"'{w}': water covers {f.water_fraction:.0%}"
+    counts = f.target_counts()
+    if kind == "tclass":
+        if not counts.get(v): return f"'{w}': the chip has no {PLURAL[v]}"
+        if v == "ship" and lc_ok and f.water_fraction == 0: return f"'{w}': ships claimed where the chip has no water"
+        if v == "aircraft" and f.has_landcover and _frac(f, "airfield") == 0: return f"'{w}': aircraft claimed where the chip has no airfield"
+    if kind == "tcount" and counts.get(v[0], 0) != v[1]: return f"'{w}': the chip has {counts.get(v[0], 0)} {PLURAL[v[0]]}"
+    if kind == "total" and v != len(f.targets): return f"'{w}': the chip has {len(f.targets)} targets"
+    if kind == "main_cls" and _main_cls(f) != v: return f"'{w}': most targets are {PLURAL.get(_main_cls(f), 'absent')}"
+    if kind in ("tcells", "tmain"):
+        cells = [t["cell"] for t in f.targets]
+        bad = sorted(c for c in v if c not in cells) if v != {"most"} else []
+        if bad: return f"'{w}': no target in the {', '.join(bad)}"
+        if kind == "tmain" and v != {"most"} and max(cells.count(c) for c in v) < max(map(cells.count, cells)):
+            return f"'{w}': most targets are in the {location(f)}"
+    if kind in ("longest", "length", "width"):
+        key = "width_m" if kind == "width" else "length_m"
+        ls = [t[key] for t in f.targets if t[key] is not None]
+        if not ls: return f"'{w}': no target has a known size"
+        if kind == "longest" and str(int(round(v))) not in FIELD["Size"].accepts(f) and abs(v - max(ls)) > max(3, 0.1 * max(ls)):
+            return f"'{w}': the longest target is {max(ls):.0f} m"
+        if not 0.8 * min(ls) - 2 <= v <= 1.1 * max(ls) + 2: return f"'{w}': the targets are {min(ls):.0f}-{max(ls):.0f} m"
+    if kind == "feature" and v not in {FEATURE[c] for c in counts}: return f"'{w}': no target looks {v}"
+    if kind == "arrangement" and v != arrangement(f): return f"'{w}': the targets are {arrangement(f)}"
+    if kind == "region" and v not in {REGION[c] for c in counts}: return f"'{w}': no target is on the {v}"
+    if kind == "env" and v not in {ENVIRONMENT.get(t.get("context")) for t in f.targets}: return f"'{w}': no target is {v}"
+    if kind == "bright_first" and BRIGHT_OF.get(brightness(f)) != v: return f"'{w}': the brightest returns come from {brightness(f)}"
+    if kind == "bright":
+        present = {*counts, *(["buildings"] if f.building_count else []), *(["forest"] if _frac(f, "forest") else []),
+                   *(["rough"] if lc_ok else [])}
+        if v not in present: return f"'{w}': not on the chip"
+    if kind == "city" and (place(f) is None or v.lower() != place(f)): return f"'{w}': the nearest city within 30 km is {f.city if place(f) else 'none'}"
+    if kind == "country" and v != f.country: return f"'{w}': the chip is in {f.country}"
+    if kind == "km" and abs(v - f.city_distance_km) > max(2, 0.3 * f.city_distance_km): return f"'{w}': the city is {f.city_distance_km:.0f} km away"
+    if kind == "centre" and f.city_distance_km > 6: return f"'{w}': the chip is {f.city_distance_km:.0f} km from the centre"
+    if kind == "edge" and f.city_distance_km < 2: return f"'{w}': the chip is in the centre of {f.city}"
+    return None
+
+def _is(kind, *values): return lambda c: c[0] == kind and (not values or c[1] in values)
+CORE_CLAIM = {   # per field, the claims that make a phrase say something checkable about the field itself
+    "Terrain": ("lc", "terrain"), "Functionality": ("fn",), "Distribution": ("where", "mech"), "Layout": ("layout",),
+    "Boundary": ("lc", "noboundary"), "Buildings": ("bdensity", "bcount"), "Roads": ("rdensity", ("lc", "road"), ("absent", "road")),
+    "Water": (("lc", "water"), ("absent", "water"), "percent"), "Place": ("city",), "Height": ("height", "height_m"),
+    "Brightness": ("bright_first",), "Count": ("total",), "Category": ("tclass", "tcount"), "Location": ("tcells",),
+    "Size": ("longest",), "Feature": ("feature",), "Arrangement": ("arrangement",), "Region": ("region",), "Environment": ("env",)}
+
+def _core(field_name:str, claims:list) -> bool:
+    "Whether the claims include one about the field itself."
+    want = [(w, None) if isinstance(w, str) else w for w in CORE_CLAIM.get(field_name, ())]
+    return any(c[0] == k and (v is None or c[1] == v) for c in claims for k, v in want)
+
+def phrase_problems(field_name:str, phrase:str, f:ChipFacts) -> list:
+    "Why a keyword phrase cannot stand: one reason per claim the facts contradict, or that it claims nothing checkable."
+    claims = phrase_claims(field_name, phrase)
+    out = list(dict.fromkeys(p for c in claims if (p := claim_problem(c, f))))
+    if not _core(field_name, claims): out.append(f"{phrase[:60]!r} says nothing about {field_name.lower()} that the facts can check")
+    return out
+
+# %% ../nbs/03_hcot.ipynb #cdc30892
+LC_NOUNS = {   # how the composer names a land-cover class (each matches LC_WORDS, so the checker reads it back)
+    "water": ("open water", "water", "water surface", "water bodies", "waterways", "surface water"),
+    "farmland": ("farmland", "cropland", "cultivated fields", "arable land", "farm plots", "crop parcels",
+                 "agricultural land", "tilled plots", "cultivated land", "farm parcels"),
+    "forest": ("forest", "woodland", "tree cover", "wooded ground", "woods", "forest stands"),
+    "urban": ("built-up blocks", "city blocks", "housing", "settlement", "neighbourhoods", "dwellings",
+              "housing estates", "urban quarters"),
+    "road": ("roads", "streets", "road corridors", "carriageways", "thoroughfares", "highways"),
+    "port": ("port facilities", "quays", "docks", "harbour installations", "wharves", "berths", "docklands"),
+    "airfield": ("airfield", "runways", "taxiways", "airstrip", "airfield pavement"),
+    "bare soil": ("bare soil", "bare ground", "exposed soil", "bare earth", "unvegetated ground", "barren ground"),
+    "grassland": ("grassland", "meadows", "pasture", "grass"), "shrubland": ("shrubland", "scrub", "bushland"),
+    "wetland": ("wetland", "marshes"), "snow and ice": ("snow", "ice"), "mangroves": ("mangroves",),
+    "moss and lichen": ("moss", "lichen")}
+SHARE_PICK = {"dominant": ("predominantly", "mostly", "largely", "chiefly", "mainly", "overwhelmingly", "extensive", "vast",
+                           "expansive"),
+              "substantial": ("substantial", "sizeable", "considerable", "broad", "significant", "sweeping", "ample"),
+              "minor": ("patches of", "pockets of", "a sliver of", "traces of", "a fringe of", "fragments of", "small",
+                        "scattered", "isolated", "a strip of", "limited", "a touch of", "marginal", "specks of")}
+DENSITY_PICK = {"dense": ("dense", "densely packed", "tightly packed", "crowded", "closely spaced", "compact", "packed"),
+                "moderate": ("moderate", "moderately dense", "medium-density", "a fair number of", "modest", "intermediate"),
+                "sparse": ("sparse", "a few", "occasional", "scattered", "isolated", "a handful of", "scarce", "low-density")}
+ROAD_PICK = {"high": ("a dense road network", "tightly packed streets", "an intensive mesh of roads", "heavy road coverage",
+                      "a thick web of streets", "busy, closely spaced thoroughfares"),
+             "medium": ("a moderate road network", "a modest grid of streets", "moderately dense roads",
+                        "an intermediate density of carriageways", "a medium-density street pattern"),
+             "low": ("a sparse road network", "a few thin roads", "light road coverage", "occasional streets",
+                     "a lone carriageway", "scarce thoroughfares", "a handful of roads"),
+             "none": ("no roads", "no visible roads", "no streets or highways", "an absence of roads", "no paved carriageways")}
+CELL_PICK = {"upper left": ("upper left", "top-left corner", "north-west corner", "north-western corner"),
+             "upper middle": ("upper middle", "top centre", "north-central part", "top middle"),
+             "upper right": ("upper right", "top-right corner", "north-east corner", "north-eastern corner"),
+             "middle left": ("middle left", "west-central part", "centre left", "mid-left"),
+             "center": ("centre", "center", "central part", "middle of the chip"),
+             "middle right": ("middle right", "east-central part", "centre right", "mid-right"),
+             "lower left": ("lower left", "bottom-left corner", "south-west corner", "south-western corner"),
+             "lower middle": ("lower middle", "bottom centre", "south-central part", "bottom middle"),
+             "lower right": ("lower right", "bottom-right corner", "south-east corner", "south-eastern corner")}
+SIDE_PICK = {"upper": ("upper", "top", "northern"), "lower": ("lower", "bottom", "southern"),
+             "left": ("left", "western", "left-hand"), "right": ("right", "eastern", "right-hand")}
+SIDE_NOUN = ("strip", "edge", "band", "third", "margin", "row", "belt", "fringe", "section", "rim")
+NUM_WORD = {v: k for k, v in NUMBER_WORDS.items() if k not in ("no", "zero", "none", "a single", "a lone", "an isolated", "a pair of")}
+
+def _pick(rng, xs): return xs[rng.randrange(len(xs))]
+def _num_text(rng, n:int) -> str: return NUM_WORD[n] if n in NUM_WORD and rng.random() < 0.6 else str(n)
+def _share_level(x:float) -> str: return "dominant" if x >= 0.5 else "substantial" if x >= 0.15 else "minor"
+def _join(rng, items:list) -> str:
+    "Items as an English list, with a varied final conjunction."
+    if len(items) <= 1: return "".join(items)
+    return ", ".join(items[:-1]) + _pick(rng, (" and ", ", and ", " as well as ", " plus ")) + items[-1]
+
+def _covered(f, rng, classes:list) -> list:
+    "'qualifier noun' for each class, the qualifier telling its share."
+    return [f"{_pick(rng, SHARE_PICK[_share_level(_frac(f, k))])} {_pick(rng, LC_NOUNS[k])}" for k in classes]
+
+CLS_PICK = {"ship": ("ship", "vessel", "boat"), "vehicle": ("vehicle", "car", "truck"), "aircraft": ("aircraft", "aeroplane", "jet")}
+def _plural(w:str) -> str: return w if w == "aircraft" else w + "s"
+def _counted(rng, n:int, cls:str) -> str:
+    "'three vessels', '1 truck': a count and a class noun."
+    w = _pick(rng, CLS_PICK[cls])
+    return f"{_num_text(rng, n)} {_plural(w) if n != 1 else w}"
+
+def _cells_text(rng, cells:set) -> str|None:
+    "Words for a set of nine-grid cells: the whole chip, most of it, a side, or single cells (only what is true)."
+    if not cells: return None
+    if len(cells) == 9: return _pick(rng, ("the whole chip", "the entire chip", "the whole scene", "the entire scene", "the full frame"))
+    if len(cells) >= 6: return _pick(rng, ("most of the chip", "the bulk of the chip", "much of the chip", "most of the scene",
+                                           "the greater part of the chip", "the majority of the chip"))
+    sides = [(s, {NINE_GRID[i] for i in idx}) for s, (_, idx) in SIDE_WORDS.items() if {NINE_GRID[i] for i in idx} <= cells]
+    parts, rest = [], set(cells)
+    if sides:
+        s, cs = _pick(rng, sides)
+        parts.append(f"the {_pick(rng, SIDE_PICK[s])} {_pick(rng, SIDE_NOUN)}"); rest -= cs
+    for c in [c for c in NINE_GRID if c in rest][:2 if parts else 3]: parts.append("the " + _pick(rng, CELL_PICK[c]))
+    return _join(rng, parts)
+
+def _main_cells(f) -> dict:
+    "Land-cover class -> set of nine-grid cells where it is the main class."
+    out = {}
+    for c, r in zip(NINE_GRID, f.regional):
+        if r: out.setdefault(r, set()).add(c)
+    return out
+
+def _classes(f, min_fraction=0.02) -> list:
+    return [k for k in f.all_landforms(min_fraction) if k in LC_NOUNS]
+
+def _terrain_phrase(f, rng):
+    t = terrain(f)
+    if t is None: return None
+    heads = {"open water": ("expanse of open water", "open-water seascape", "water-dominated seascape", "broad water surface",
+                            "wide expanse of water", "open sea"),
+             "waterside": ("waterfront", "shore zone", "shoreline", "low bank", "water's edge"),
+             "urban area": ("cityscape", "townscape", "urban landscape", "built-up area", "urban fabric", "metropolitan district"),
+             "forest": ("woodland", "forested landscape", "forest", "wooded terrain", "tree-covered terrain"),
+             "plain": ("plain", "lowland", "flatland", "open country", "countryside", "lowland plain"),
+             "airfield": ("airfield complex", "airport grounds", "airfield"),
+             "mixed terrain": ("mosaic", "patchwork landscape", "mixed landscape", "medley of land covers")}[t]
+    relief = _pick(rng, ("flat ", "level ", "low-lying ", "even ", "")) if t in ("open water", "waterside", "plain", "airfield") else ""
+    head = relief + _pick(rng, heads)
+    named = {"open water": "water", "urban area": "urban", "forest": "forest", "airfield": "airfield"}.get(t)
+    mods = [k for k in _classes(f, 0.03) if k not in (named, "road")][:rng.choice((1, 1, 2))]
+    if not mods: return head
+    link = _pick(rng, (" of ", " made up of ", " with ", " featuring ", " composed of ", " covered by ", " dominated by ",
+                       " consisting of ", " holding ", " combining "))
+    items = _covered(f, rng, mods)
+    if link == " dominated by ": items[0] = _pick(rng, LC_NOUNS[mods[0]]) if _frac(f, mods[0]) >= 0.5 else items[0]
+    return head + link + _join(rng, items)
+
+FN_PICK = {"residential": ("residential use", "housing", "urban living", "habitation", "residential neighbourhoods"),
+           "agriculture": ("agriculture", "crop cultivation", "arable farming", "farming", "agricultural production", "tillage"),
+           "transport": ("road transport", "traffic", "transit", "commuting", "haulage", "local mobility"),
+           "port": ("port logistics", "cargo handling", "maritime trade", "harbour operations", "berthing"),
+           "navigation": ("navigation", "shipping", "waterborne transport", "waterborne traffic", "inland navigation"),
+           "aviation": ("aviation", "air transport", "flight operations", "air traffic"),
+           "ecological": ("ecological conservation", "forestry", "woodland habitat", "green space", "timber production"),
+           "reserve": ("fallow land", "vacant plots", "land held in reserve", "idle land")}
+
+def _functionality_phrase(f, rng):
+    if functionality(f) is None: return None
+    fns = sorted((k for k, (_, ok) in FUNCTION_WORDS.items() if ok(f)), key=lambda k: -FN_SHARE[k](f))[:rng.choice((1, 2))]
+    if not fns: return None
+    main = FN_OF.get(functionality(f))
+    if main in fns: fns.remove(main); fns.insert(0, main)
+    first = _pick(rng, FN_PICK[fns[0]])
+    if fns[0] == main or FN_SHARE[fns[0]](f) >= 0.35:
+        first = _pick(rng, ("primarily ", "mainly ", "chiefly ", "predominantly ", "largely ", "above all ")) + first
+    rest = [_pick(rng, FN_PICK[k]) for k in fns[1:]]
+    if not rest: return first
+    link = _pick(rng, (", supplemented by ", " alongside ", ", mixed with ", " with a share of ", ", complemented by ",
+                       " together with ", ", followed by ", ", backed by ", " with secondary ", ", plus some "))
+    return first + link + _join(rng, rest)
+
+VERB_PICK = (("fills", "fill"), ("occupies", "occupy"), ("covers", "cover"), ("takes up", "take up"),
+             ("stretches across", "stretch across"), ("spreads over", "spread over"), ("dominates", "dominate"),
+             ("sits in", "sit in"), ("extends over", "extend over"), ("lines", "line"), ("claims", "claim"))
+def _is_plural(noun:str) -> bool: return noun.endswith("s") and not noun.endswith(("grass", "ss"))
+MECH_TAIL = {"specular": ("dark specular returns over the water", "mirror-like reflection from the water surface"),
+             "double bounce": ("bright double-bounce echoes from the buildings", "dihedral corner reflections off the buildings"),
+             "volume": ("volume scattering in the canopy", "canopy scattering from the trees"),
+             "surface": ("rough-surface scattering from the land", "diffuse surface returns from the ground")}
+MECH_NEEDS = {"specular": lambda f: f.water_fraction >= 0.03, "double bounce": lambda f: f.building_count > 0,
+              "volume": lambda f: _frac(f, "forest") >= 0.03, "surface": lambda f: f.water_fraction < 0.9}
+
+def _distribution_phrase(f, rng):
+    if not _landcover_ok(f) or not any(f.regional): return None
+    groups = sorted(_main_cells(f).items(), key=lambda kv: -len(kv[1]))
+    groups = [(k, cs) for k, cs in groups if k in LC_NOUNS][:rng.choice((1, 2))]
+    items = []
+    for k, cs in groups:
+        noun, where = _pick(rng, LC_NOUNS[k]), _cells_text(rng, cs)
+        pat = rng.randrange(3)
+        verb = _pick(rng, VERB_PICK)[_is_plural(noun)]
+        items.append(f"{noun} {verb} {where}" if pat == 0 else f"{noun} in {where}" if pat == 1 else f"{where} given over to {noun}")
+    text = "; ".join(items) if rng.random() < 0.5 else ", while ".join(items)
+    if rng.random() < 0.15:
+        mech = [m for m, ok in MECH_NEEDS.items() if ok(f)]
+        if mech: text += _pick(rng, (", with ", ", giving ", ", producing ", ", marked by ")) + _pick(rng, MECH_TAIL[_pick(rng, mech)])
+    return text
+
+def _layout_phrase(f, rng):
+    lay = layout(f)
+    if lay is None: return None
+    head = {"regular grid": ("a regular street grid", "an orthogonal grid of blocks", "a checkerboard of city blocks",
+                             "a rectilinear street plan", "a gridded block pattern"),
+            "scattered": ("a loose, patchy arrangement of built-up pockets", "a dispersed settlement pattern",
+                          "a fragmented, irregular plot pattern", "a sprawling, haphazard layout"),
+            "linear": ("a linear pattern strung along the road", "ribbon-like development along the road",
+                       "a linear arrangement following a road corridor", "a ribbon of land use along the road"),
+            "open": ("an open, unbuilt expanse", "an open layout without structures", "open, undeveloped ground",
+                     "an unbroken, open surface")}[lay]
+    text = _pick(rng, head)
+    extra = [k for k in _classes(f, 0.05) if k not in ("road", "urban")][:2]
+    if extra and rng.random() < 0.4:
+        text += _pick(rng, (" set among ", " framed by ", " amid ", " between ", " next to ", " surrounded by ")) + \
+                _join(rng, [_pick(rng, LC_NOUNS[k]) for k in extra])
+    return text
+
+BOUNDARY_ADJ = ("a clear", "a distinct", "a well-marked", "a visible", "a pronounced", "a marked", "a crisp", "a sharp")
+BOUNDARY_NOUN = ("edge", "transition", "interface", "contact line", "border", "margin", "seam", "dividing line")
+
+def _boundary_phrase(f, rng):
+    b = boundary(f)
+    if b is None: return None
+    if b == "none":
+        k = f.main_landform
+        if k not in LC_NOUNS: return None
+        return _pick(rng, ("homogeneous ", "uniform ", "seamless ")) + _pick(rng, LC_NOUNS[k]) + \
+               _pick(rng, (" with no internal boundary", " and no distinct boundary", ", no clear boundary inside the chip"))
+    a, c = b.split(" and ")
+    A, C = _pick(rng, LC_NOUNS[a]), _pick(rng, LC_NOUNS[c])
+    pat = rng.randrange(4)
+    if "water" in (a, c) and rng.random() < 0.5:
+        other = C if a == "water" else A
+        w = _pick(rng, LC_NOUNS["water"])
+        text = f"a {_pick(rng, ('shoreline', 'waterline', 'shore'))} where {w} {'meet' if _is_plural(w) else 'meets'} {other}"
+    elif pat == 0: text = f"{_pick(rng, BOUNDARY_ADJ)} {_pick(rng, BOUNDARY_NOUN)} between {A} and {C}"
+    elif pat == 1: text = f"{A} meeting {C} along {_pick(rng, BOUNDARY_ADJ)} {_pick(rng, BOUNDARY_NOUN)}"
+    elif pat == 2: text = f"the {_pick(rng, BOUNDARY_NOUN)} where {A} {'give' if _is_plural(A) else 'gives'} way to {C}"
+    else: text = f"{_pick(rng, BOUNDARY_ADJ)} {_pick(rng, BOUNDARY_NOUN)} separating {A} from {C}"
+    third = [k for k in _classes(f, 0.05) if k not in (a, c)]
+    if third and rng.random() < 0.2:
+        k = third[0]
+        text += _pick(rng, (", with smaller edges around ", "; secondary borders follow ", ", plus minor transitions to ",
+                            ", and fainter seams along ")) + _pick(rng, LC_NOUNS[k])
+    return text
+
+def _buildings_phrase(f, rng):
+    if not f.has_targets_layer: return None
+    if f.building_count == 0:
+        return _pick(rng, ("no buildings", "no built structures", "no houses or other structures", "an absence of buildings",
+                           "no constructions of any kind")) + _pick(rng, ("", " on the chip", " in the scene", " anywhere in view"))
+    dens = FIELD["Buildings"].derive(f)
+    q = _pick(rng, DENSITY_PICK[dens])
+    h = ""
+    if f.building_height_m and rng.random() < 0.7:
+        h = _pick(rng, {"low-rise": ("low-rise", "squat", "two-storey", "single-storey"),
+                        "mid-rise": ("mid-rise", "medium-height", "multi-storey"),
+                        "high-rise": ("high-rise", "tall", "towering")}[FIELD["Height"].derive(f)]) + " "
+    noun = _pick(rng, ("buildings", "structures", "houses", "blocks", "rooftops", "built structures", "premises"))
+    text = f"{q} {h}{noun}"
+    if rng.random() < 0.25:
+        w = _pick(rng, ("building", "structure", "roof", "house"))
+        text += _pick(rng, (", about ", ", roughly ", ", some ", ", around ")) + \
+                f"{f.building_count} {w + 's' * (f.building_count != 1)} {_pick(rng, ('in all', 'in total', 'counted', 'visible'))}"
+    urb = _main_cells(f).get("urban")
+    if urb and rng.random() < 0.3:
+        text += _pick(rng, (", concentrated in ", ", found within ", ", clustered in ")) + \
+                f"the {_pick(rng, ('urban quarters', 'built-up blocks', 'housing', 'settlement'))} of {_cells_text(rng, urb)}"
+    return text
+
+def _roads_phrase(f, rng):
+    if not _landcover_ok(f): return None
+    text = _pick(rng, ROAD_PICK[FIELD["Roads"].derive(f)])
+    v = f.target_counts().get("vehicle", 0)
+    if v and FIELD["Roads"].derive(f) != "none" and rng.random() < 0.3:
+        text += _pick(rng, (" carrying ", " with ", " used by ", " holding ")) + _counted(rng, v, "vehicle")
+    links = [k for k in _classes(f, 0.05) if k not in ("road",)][:2]
+    if links and FIELD["Roads"].derive(f) != "none" and rng.random() < 0.3:
+        text += _pick(rng, (" linking ", " threading through ", " serving ", " crossing ", " bordering ", " running between ")) + \
+                _join(rng, [_pick(rng, LC_NOUNS[k]) for k in links])
+    return text
+
+def _water_phrase(f, rng):
+    if not _landcover_ok(f): return None
+    w = f.water_fraction
+    if w < 0.01:
+        return _pick(rng, ("no surface water", "no open water", "no water bodies", "an absence of water", "no visible water")) + \
+               _pick(rng, ("", " on the chip", " anywhere in the scene", " within the frame"))
+    text = f"{_pick(rng, SHARE_PICK[_share_level(w)])} {_pick(rng, LC_NOUNS['water'])}"
+    if rng.random() < 0.35:
+        p = int(5 * round(100 * w / 5))
+        text += _pick(rng, (f" covering about {p} percent of the chip", f" over roughly {p}% of the scene",
+                            f" taking up some {p} percent of the frame", f", about {p}% of the area"))
+    cells = _main_cells(f).get("water")
+    if cells and rng.random() < 0.4: text += _pick(rng, (", filling ", ", concentrated in ", ", lying in ", ", across ")) + _cells_text(rng, cells)
+    n = f.target_counts().get("ship", 0)
+    if n and rng.random() < 0.3:
+        text += _pick(rng, (" with ", ", carrying ", ", holding ")) + _counted(rng, n, "ship")
+    return text
+
+def _place_phrase(f, rng):
+    if place(f) is None: return None
+    d = f.city_distance_km
+    opts = ["near", "close to", "in the surroundings of", f"about {max(1, round(d))} km from"]
+    if d <= 5: opts += ["in the heart of", "in the centre of", "in the inner city of"]
+    if d >= 2: opts += ["on the outskirts of", "in the suburbs of", "at the periphery of"]
+    return f"{_pick(rng, opts)} {f.city}" + (f", {f.country}" if rng.random() < 0.6 else f" in {f.country}")
+
+def _height_phrase(f, rng):
+    h = FIELD["Height"].derive(f)
+    if h is None: return None
+    words = {"low-rise": ("low-rise", "squat, low-slung", "single-storey", "two-storey"),
+             "mid-rise": ("mid-rise", "medium-height", "multi-storey", "mid-height"),
+             "high-rise": ("high-rise", "tall", "towering", "tower blocks")}[h]
+    text = _pick(rng, words) + _pick(rng, (" buildings", " structures", " blocks", ""))
+    if rng.random() < 0.4: text += _pick(rng, (", around ", ", about ", ", roughly ")) + f"{round(f.building_height_m)} m {_pick(rng, ('tall', 'high', 'in height'))}"
+    return text
+
+BRIGHT_PICK = {"ships": ("the ships", "the vessels", "the hulls of the boats"), "aircraft": ("the aircraft", "the parked planes"),
+               "buildings": ("the buildings", "building walls and rooftops", "the built structures", "house corners and roofs"),
+               "vehicles": ("the vehicles", "the cars", "the trucks"), "forest canopy": ("the forest canopy", "the woodland canopy"),
+               "rough ground": ("rough ground", "tilled soil", "rough terrain", "coarse soil"),
+               "none": ("no strong scatterers", "nothing stands out", "no bright point scatterers")}
+BRIGHT_MECH = {"ships": "double bounce", "aircraft": "double bounce", "buildings": "double bounce", "vehicles": "double bounce",
+               "forest canopy": "volume", "rough ground": "surface"}
+MECH_WORD = {"double bounce": ("double-bounce reflections", "dihedral corner reflections", "wall-ground double bounce"),
+             "volume": ("volume scattering", "canopy scattering"), "surface": ("diffuse surface scattering", "rough-surface returns")}
+
+def _brightness_phrase(f, rng):
+    b = brightness(f)
+    if b is None: return None
+    text = _pick(rng, BRIGHT_PICK[b])
+    if b in BRIGHT_MECH and rng.random() < 0.4:
+        text += _pick(rng, (" through ", " via ", " by ", " owing to ")) + _pick(rng, MECH_WORD[BRIGHT_MECH[b]])
+    return text
+
+def _count_phrase(f, rng):
+    if not f.has_targets_layer: return None
+    n = len(f.targets)
+    if n == 0: return _pick(rng, ("no targets", "none", "no targets at all", "zero targets"))
+    text = _pick(rng, (f"{n} targets", f"{n} in total", f"{n} distinct targets", f"a total of {n}", f"{n} objects"))
+    if n == 1: text = _pick(rng, ("1 target", "a single target", "one target", "just 1 object"))
+    c = f.target_counts()
+    if len(c) > 1 and rng.random() < 0.4:
+        text += _pick(rng, (": ", ", namely ", ", i.e. ")) + _join(rng, [_counted(rng, v, k) for k, v in sorted(c.items(), key=lambda kv: -kv[1])])
+    return text
+
+def _category_phrase(f, rng):
+    c = f.target_counts()
+    if not c: return None
+    ks = sorted(c, key=lambda k: (-c[k], k))
+    names = [(k, _pick(rng, CLS_PICK[k])) for k in ks]
+    if len(ks) == 1:
+        k, w = names[0]
+        return _pick(rng, (f"{_plural(w)} only", f"exclusively {_plural(w)}", f"all {_plural(w)}", f"{_plural(w)}")) if c[k] > 1 else f"a single {w}"
+    if c[ks[0]] > c[ks[1]] and rng.random() < 0.5:
+        return f"{_pick(rng, ('mostly', 'mainly', 'predominantly'))} {_plural(names[0][1])}, {_pick(rng, ('with', 'plus', 'along with'))} " + \
+               _join(rng, [f"{_num_text(rng, c[k])} {_plural(w) if c[k] > 1 else w}" for k, w in names[1:]])
+    return _pick(rng, ("a mix of ", "a combination of ", "")) + _join(rng, [_plural(w) for _, w in names])
+
+def _location_phrase(f, rng):
+    if not f.targets: return None
+    cells = [t["cell"] for t in f.targets]
+    main = location(f)
+    others = [c for c in NINE_GRID if c in cells and c != main]
+    if not others: return _pick(rng, ("all in the ", "entirely within the ", "only in the ", "in the ")) + _pick(rng, CELL_PICK[main])
+    return _pick(rng, ("mostly in the ", "mainly in the ", "chiefly around the ", "predominantly in the ")) + _pick(rng, CELL_PICK[main]) + \
+           _pick(rng, (", with others in the ", ", a few more in the ", ", and some in the ", "; the rest sit in the ")) + \
+           _join(rng, ["the " * (i > 0) + _pick(rng, CELL_PICK[c]) for i, c in enumerate(others[:1])])
+
+def _size_phrase(f, rng):
+    s = size(f)
+    if s is None: return None
+    ls = sorted(t["length_m"] for t in f.targets if t["length_m"] is not None)
+    text = _pick(rng, (f"up to about {s} m long", f"the longest roughly {s} m", f"a maximum length near {s} m",
+                       f"about {s} m for the largest", f"lengths reaching {s} m"))
+    if len(ls) > 1 and ls[0] < 0.7 * ls[-1] and rng.random() < 0.3:
+        text += _pick(rng, (", the smallest about ", ", down to roughly ", ", with the shortest near ")) + f"{round(ls[0])} m"
+    return text
+
+FEATURE_PICK = {"elongated": ("elongated bright streaks", "oblong, streak-like returns", "long and narrow echoes", "spindle-shaped signatures"),
+                "point-like": ("point-like returns", "compact points of high intensity", "dot-like echoes", "pointlike bright spots"),
+                "cross-shaped": ("cross-shaped signatures", "cruciform echoes", "winged, cross-like returns")}
+def _feature_phrase(f, rng):
+    c = f.target_counts()
+    if not c: return None
+    ks = sorted(c, key=lambda k: (-c[k], k))
+    items = [_pick(rng, FEATURE_PICK[FEATURE[k]]) + (f" from the {_plural(_pick(rng, CLS_PICK[k]))}" if len(ks) > 1 else "") for k in ks]
+    return _join(rng, items)
+
+ARR_PICK = {"isolated": ("isolated", "a lone object", "solitary", "on its own"),
+            "aligned": ("aligned in a row", "lined up side by side", "parallel, in line", "neatly aligned"),
+            "clustered": ("clustered together", "bunched closely", "huddled in one spot", "tightly grouped"),
+            "scattered": ("scattered widely", "dispersed", "spread out", "strewn far apart"),
+            "grouped": ("grouped", "in small groups", "in a few groups", "gathered in pockets")}
+def _arrangement_phrase(f, rng):
+    a = arrangement(f)
+    return None if a is None else _pick(rng, ARR_PICK[a])
+
+REGION_PICK = {"water": ("on the water", "on open water", "afloat on the water surface", "on the waterway"),
+               "roads": ("on the roads", "along the streets", "on the carriageways", "on the highway"),
+               "apron": ("on the apron", "on the tarmac", "on hardstanding")}
+def _region_phrase(f, rng):
+    c = f.target_counts()
+    if not c: return None
+    regs = list(dict.fromkeys(REGION[k] for k in sorted(c, key=lambda k: (-c[k], k))))
+    return _join(rng, [_pick(rng, REGION_PICK[r]) for r in regs])
+
+ENV_PICK = {"moored": ("moored", "berthed", "tied up", "docked"), "underway": ("underway", "sailing", "in transit", "making way"),
+            "driving": ("driving", "on the move", "travelling", "in traffic"), "parked": ("parked", "stationary", "at rest")}
+def _environment_phrase(f, rng):
+    ctx = [ENVIRONMENT[t["context"]] for t in f.targets if t.get("context") in ENVIRONMENT]
+    if not ctx: return None
+    es = sorted(set(ctx), key=lambda e: (-ctx.count(e), e))
+    if len(es) == 1: return _pick(rng, ("all ", "every one ", "")) + _pick(rng, ENV_PICK[es[0]])
+    return _pick(rng, ("mostly ", "mainly ", "largely ")) + _pick(rng, ENV_PICK[es[0]]) + _pick(rng, (", some ", ", a few ", ", others ")) + \
+           _join(rng, [_pick(rng, ENV_PICK[e]) for e in es[1:]])
+
+COMPOSERS = {"Terrain": _terrain_phrase, "Functionality": _functionality_phrase, "Distribution": _distribution_phrase,
+             "Layout": _layout_phrase, "Boundary": _boundary_phrase, "Buildings": _buildings_phrase, "Roads": _roads_phrase,
+             "Water": _water_phrase, "Place": _place_phrase, "Height": _height_phrase, "Brightness": _brightness_phrase,
+             "Count": _count_phrase, "Category": _category_phrase, "Location": _location_phrase, "Size": _size_phrase,
+             "Feature": _feature_phrase, "Arrangement": _arrangement_phrase, "Region": _region_phrase,
+             "Environment": _environment_phrase}
+def official_phrase(field_name:str, f:ChipFacts, rng:random.Random, tries:int=8) -> str|None:
+    "A descriptive keyword phrase for a field, composed from the facts and checked; None when the facts support none."
+    for _ in range(tries):
+        p = COMPOSERS[field_name](f, rng)
+        if p is None or not phrase_problems(field_name, p, f): return p
+    return None
 
 # %% ../nbs/03_hcot.ipynb #0daecbd2
 def _rules(f:ChipFacts, kw:dict) -> list:
@@ -359,14 +1230,31 @@ def facts_problems(f:ChipFacts) -> list:
     if any(v < 0 or v > 1 for v in f.landcover.values()): out.append("a land-cover fraction outside [0, 1]")
     return out
 
+def _calibrate_official(c:Clause, f:ChipFacts, rng:random.Random) -> tuple:
+    "L5 on an official-style clause: (the clause, repaired, or None when dropped; the log entry or None)."
+    if FIELD[c.field].derive(f) is None:
+        return None, dict(action="dropped", field=c.field, old=c.keyword, reason="the facts support no such claim")
+    probs = phrase_problems(c.field, c.keyword, f)
+    if not probs: return c, None
+    new = official_phrase(c.field, f, rng)
+    if new is None: return None, dict(action="dropped", field=c.field, old=c.keyword, reason="; ".join(probs))
+    new = _cap_after(c.text[:c.start], new)
+    return c.with_keyword(new), dict(action="repaired", field=c.field, old=c.keyword, new=new, reason="; ".join(probs))
+
 def calibrate(rec:HCoT, f:ChipFacts) -> HCoT:
     "L5: check each clause against the facts and the cross-level rules; repair or drop, logging what and why."
+    import zlib
     logs, clauses = [], []
     for p in facts_problems(f): logs.append(dict(action="facts", field="", reason=p))
     for c in rec.clauses:
         fd = FIELD.get(c.field)
         if fd is None:
             logs.append(dict(action="dropped", field=c.field, old=c.keyword, reason="unknown field")); continue
+        if is_official(c):          # a phrase: each claim it makes is checked; a wrong one is rewritten from the facts
+            c2, entry = _calibrate_official(c, f, random.Random(zlib.crc32(f"l5/{rec.chip_id}/{rec.variant}/{c.field}".encode())))
+            if entry: logs.append(entry)
+            if c2 is not None: clauses.append(c2)
+            continue
         ok = fd.accepts(f)
         if c.keyword in ok: clauses.append(c); continue
         new = fd.derive(f)
@@ -376,11 +1264,11 @@ def calibrate(rec:HCoT, f:ChipFacts) -> HCoT:
             logs.append(dict(action="repaired", field=c.field, old=c.keyword, new=new, reason="disagrees with the facts"))
             clauses.append(c.with_keyword(new))
     for _ in range(3):                      # rules may chain: repair until stable
-        kw = {c.field: c.keyword for c in clauses}
+        kw = {c.field: c.keyword for c in clauses if not is_official(c)}    # phrases were checked claim by claim
         bad = _rules(f, kw)
         if not bad: break
         for fname, reason in bad:
-            i = next(i for i, c in enumerate(clauses) if c.field == fname)
+            i = next(i for i, c in enumerate(clauses) if c.field == fname and not is_official(c))
             new = FIELD[fname].derive(f)
             if new is None or new == clauses[i].keyword:
                 logs.append(dict(action="dropped", field=fname, old=clauses[i].keyword, reason=reason)); clauses.pop(i)
@@ -396,20 +1284,29 @@ class TemplateBackend:
     def keywords(self, f:ChipFacts, level:str, previous:dict) -> dict:
         return {fd.name: k for fd in FIELDS if fd.level == level and (k := fd.derive(f)) is not None}
 
-def level_prompt(f:ChipFacts, level:str, previous:dict) -> str:
-    "The prompt for one level: role, facts, earlier answers, the fields to fill and their allowed keywords."
-    names = {"L1": "geoscience cognition (terrain, water, boundaries, place)",
-             "L2": "social development (regional function, layout, buildings, roads)",
-             "L3": "SAR knowledge (scattering mechanisms, bright scatterers)",
-             "L4": "instance identification (count, class, position, size, arrangement of targets)"}
-    wanted = [fd for fd in FIELDS if fd.level == level and fd.derive(f) is not None]
+LEVEL_NAMES = {"L1": "geoscience cognition (terrain, water, boundaries, place)",
+               "L2": "social development (regional function, layout, buildings, roads)",
+               "L3": "SAR knowledge (scattering mechanisms, bright scatterers)",
+               "L4": "instance identification (count, class, position, size, arrangement of targets)"}
+
+def _prompt_head(f:ChipFacts, level:str, previous:dict) -> str:
+    "Role, facts and earlier answers: the start of every level prompt."
     facts = dict(lon=f.lon, lat=f.lat, nearest_city=f.city, city_distance_km=f.city_distance_km, resolution_m=f.res_m,
                  chip_px=f.size_px, band=f.band, polarisation=f.polarisation, landcover=f.landcover,
                  regional_nine_grid=f.regional, buildings=f.building_count, building_height_m=f.building_height_m,
                  targets=f.targets)
+    return ("You are a SAR image analyst. Describe the chip at level " + level + ", " + LEVEL_NAMES[level] + ".\n"
+            f"Facts: {json.dumps(facts, default=_plain)}\nEarlier levels: {json.dumps(previous)}\n")
+
+def _plain(o):
+    "JSON for numpy scalars (facts read from a table row)."
+    return o.item() if hasattr(o, "item") else str(o)
+
+def level_prompt(f:ChipFacts, level:str, previous:dict) -> str:
+    "The prompt for one level: role, facts, earlier answers, the fields to fill and their allowed keywords."
+    wanted = [fd for fd in FIELDS if fd.level == level and fd.derive(f) is not None]
     spec = {fd.name: (list(fd.vocab) if fd.vocab else "free text, short") for fd in wanted}
-    return ("You are a SAR image analyst. Describe the chip at level " + level + ", " + names[level] + ".\n"
-            f"Facts: {json.dumps(facts)}\nEarlier levels: {json.dumps(previous)}\n"
+    return (_prompt_head(f, level, previous) +
             f"Answer with one JSON object mapping each field to a keyword. Fields and allowed keywords: {json.dumps(spec)}\n"
             "JSON:")
 
@@ -587,12 +1484,56 @@ class OpenAICompatibleBackend:
     def keywords(self, f:ChipFacts, level:str, previous:dict) -> dict:
         return {str(k): str(v) for k, v in parse_json_answer(self.generate(level_prompt(f, level, previous))).items()}
 
+# %% ../nbs/03_hcot.ipynb #c7b7c0f1
+def official_prompt(f:ChipFacts, level:str, previous:dict, names:list, missed:bool=False) -> str:
+    "The prompt for one level in the official style: one sentence per field, opening with the field's prefix."
+    lines = "\n".join(OFFICIAL_PREFIX[n] + "..." for n in names)
+    again = ("Your previous answer could not be read for these fields. " if missed else "")
+    return (_prompt_head(f, level, previous) + again +
+            "Write exactly one sentence per field below, each on its own line, starting with the prefix shown and "
+            "completing it with a descriptive phrase that uses only the facts (they hold no elevation: claim no hills or "
+            "slopes).\n" + lines + "\nSentences:\n")
+
+_ANY_PREFIX = "|".join(r"\s+".join(map(re.escape, p.split())) for p in OFFICIAL_PREFIX.values())
+
+def parse_official_answer(text:str, names:list) -> dict:
+    "Field -> keyword phrase for each field in `names` that has a sentence with its prefix (or 'Field:' label) in the answer."
+    try: obj = parse_json_answer(text)
+    except ValueError: obj = None
+    if obj: lines = [f"{k}: {v}" for k, v in obj.items() if isinstance(v, str)]
+    else: lines = [x for l in text.splitlines() for x in re.split(r"(?<=[.!?])\s+(?=" + _ANY_PREFIX + ")", l, flags=re.I)]
+    out = {}
+    for line in lines:
+        line = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s*", "", line).strip().strip("\"'")
+        for n in names:
+            span = None if n in out else prefix_span(n, line)
+            if span and span[1] - span[0] <= 400: out[n] = line[span[0]:span[1]]; break
+    return out
+
+def ask_official(backend, f:ChipFacts, level:str, previous:dict, names:list) -> tuple:
+    """Ask a model backend for one level's sentences; ask once more for the fields a malformed answer missed.
+    Returns (field -> phrase, field -> (reason, detail) for the fields still missing)."""
+    got, why, todo = {}, {}, list(names)
+    for attempt in range(2):
+        try: answer = backend.generate(official_prompt(f, level, previous, todo, missed=attempt > 0))
+        except BackendError: raise               # transport and key failures stop the run
+        except Exception as err:
+            why = {n: (type(err).__name__, str(err)[:160]) for n in todo}; continue
+        new = parse_official_answer(answer, todo)
+        got.update(new); todo = [n for n in todo if n not in new]
+        why = {n: ("no usable keyword", f"no sentence opening with {OFFICIAL_PREFIX[n].strip()!r} after {attempt + 1} "
+                                        f"request(s); answer {answer[:80]!r}") for n in todo}
+        if not todo: break
+    return got, why
+
 # %% ../nbs/03_hcot.ipynb #24eab3a3
 def _rng(chip_id:str, variant:int, seed:int) -> random.Random:
     import zlib
     return random.Random(zlib.crc32(f"{seed}/{chip_id}/{variant}".encode()))
 
-def _check_options(batch:int=1, variants:int=1, noise:float=0.0):
+STYLES = ("template", "official")
+
+def _check_options(batch:int=1, variants:int=1, noise:float=0.0, style:str="template"):
     "Refuse a batch or variant count below 1 and a noise rate outside [0, 1], naming the CLI option."
     def whole(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
     if not whole(batch) or batch < 1: raise SARInputError("--batch", f"must be a whole number >= 1, got {batch!r}")
@@ -600,6 +1541,7 @@ def _check_options(batch:int=1, variants:int=1, noise:float=0.0):
         raise SARInputError("--variants", f"must be a whole number >= 1 (captions per chip), got {variants!r}")
     if not isinstance(noise, (int, float, np.number)) or isinstance(noise, bool) or not 0 <= noise <= 1:
         raise SARInputError("--noise", f"must be a fraction in [0, 1], got {noise!r}")
+    if style not in STYLES: raise SARInputError("--style", f"must be one of {', '.join(STYLES)}, got {style!r}")
 
 def _usable(kw:dict, allowed:set) -> dict:
     "The keywords of an answer that name an allowed field and are non-empty text, lower-cased."
@@ -617,10 +1559,12 @@ def annotate_chip(f:ChipFacts, # the chip's facts
                   variants:int=3, # captions per chip
                   seed:int=0, # phrasing seed
                   fallback:bool=True, # on a malformed answer, use template keywords for that level (else drop the level)
+                  style:str="template", # 'template': our phrasings with closed keywords; 'official': prefix + phrase
                  ) -> tuple:
     "HCoT captions of one chip: (list of calibrated HCoT records, list of rejection dicts); no records if nothing to say."
-    _check_options(variants=variants)
+    _check_options(variants=variants, style=style)
     backend = backend or TemplateBackend()
+    if style == "official": return _annotate_official(f, backend, variants, seed, fallback)
     rejections, answers = [], {}
     def reject(level, reason, detail, **kw):
         rejections.append(dict(chip_id=f.chip_id, level=level, backend=backend.name, reason=reason, detail=detail[:200], **kw))
@@ -657,6 +1601,40 @@ def annotate_chip(f:ChipFacts, # the chip's facts
         return [], rejections
     return out, rejections
 
+def _annotate_official(f:ChipFacts, backend, variants:int, seed:int, fallback:bool) -> tuple:
+    "`annotate_chip` in the official style: each variant composes its phrases; a model's phrases are asked once per level."
+    rejections, said, skip = [], {}, set()
+    def reject(level, reason, detail, **kw):
+        rejections.append(dict(chip_id=f.chip_id, level=level, backend=backend.name, reason=reason, detail=detail[:200], **kw))
+    allowed = {fd.name for fd in FIELDS if fd.derive(f) is not None}
+    if not isinstance(backend, TemplateBackend):
+        if not hasattr(backend, "generate"):
+            raise SARInputError("--style", f"the {backend.name} backend cannot write the official style",
+                                "use the template, transformers or openai-compatible backend")
+        for level in LEVELS:
+            names = [fd.name for fd in FIELDS if fd.level == level and fd.name in allowed]
+            if not names: continue
+            got, why = ask_official(backend, f, level, said, names)
+            said.update(got)
+            for n, (reason, detail) in why.items():      # this field falls back to a phrase composed from the facts
+                reject(level, reason, detail, field=n, fallback="template" if fallback else "dropped")
+                if not fallback: skip.add(n)
+    out = []
+    for v in range(variants):
+        rng = _rng(f.chip_id, v, seed)
+        clauses = []
+        for level in LEVELS:
+            names = [fd.name for fd in FIELDS if fd.level == level and fd.name in allowed and fd.name not in skip]
+            if v: rng.shuffle(names)
+            for n in names:
+                p = said.get(n) or official_phrase(n, f, rng)
+                if p: clauses.append(official_clause(n, p))
+        out.append(calibrate(HCoT(f.chip_id, v, clauses, backend.name), f))
+    if not any(r.clauses for r in out):
+        reject("", "empty caption", _why_empty(f))
+        return [], rejections
+    return out, rejections
+
 # %% ../nbs/03_hcot.ipynb #2c5e45bb
 @dataclass
 class Corruption:
@@ -685,6 +1663,31 @@ def _wrong(fd:Field, kw:str, rng:random.Random) -> str|None:
     choices = [v for v in fd.vocab if v != kw]
     return rng.choice(choices) if choices else None
 
+_SWAPS = (("targets", TARGET_WORDS, CLS_PICK), ("where", CELL_WORDS, CELL_PICK), ("tcells", CELL_WORDS, CELL_PICK),
+          ("env", ENVIRONMENT_WORDS, ENV_PICK), ("arrangement", ARRANGEMENT_WORDS, ARR_PICK),
+          ("feature", FEATURE_WORDS, FEATURE_PICK), ("region", REGION_WORDS, REGION_PICK),
+          ("lc", {k: v for k, v in LC_WORDS.items() if k in LC_NOUNS}, LC_NOUNS),
+          ("share", {k: v for k, (v, _, _) in SHARE_WORDS.items()}, SHARE_PICK),
+          ("density", DENSITY_WORDS, {"high": DENSITY_PICK["dense"], "medium": DENSITY_PICK["moderate"],
+                                      "low": DENSITY_PICK["sparse"]}))
+
+def _wrong_phrase(name:str, phrase:str, rng:random.Random, f:ChipFacts|None=None) -> str|None:
+    "The phrase with one checkable part (a number, a class, a cell, a land cover, a share...) swapped, so that it is wrong."
+    t, options = phrase.lower(), []
+    for m in re.finditer(r"\b\d+\b", t):
+        options.append((m.start(), m.end(), str(max(0, int(m.group()) + rng.choice([-3, -2, -1, 1, 2, 3, 10, 20])))))
+    for kind, lex, picks in _SWAPS:
+        if kind not in FIELD_CLAIMS.get(name, ()): continue
+        for k, s, e in _finds(lex, t):
+            other = [o for o in picks if o != k]
+            if other: options.append((s, e, _pick(rng, picks[_pick(rng, other)])))
+    rng.shuffle(options)
+    for s, e, new in options[:6]:
+        if s == 0 and phrase[:1].isupper(): new = new[:1].upper() + new[1:]
+        out = phrase[:s] + new + phrase[e:]
+        if out != phrase and (f is None or phrase_problems(name, out, f)): return out
+    return None
+
 def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0) -> tuple:
     "Corrupt about `rate` of the clauses of `rec`; return (noisy record, list of Corruption)."
     rng = _rng(rec.chip_id, rec.variant, seed + 7919)
@@ -692,7 +1695,7 @@ def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0) -> tuple:
     for i, c in enumerate(list(clauses)):
         if rng.random() >= rate: continue
         fd = FIELD[c.field]
-        new = _wrong(fd, c.keyword, rng)
+        new = _wrong_phrase(c.field, c.keyword, rng, f) if is_official(c) else _wrong(fd, c.keyword, rng)
         if new is None or new == c.keyword: continue
         kind = ("count" if c.field == "Count" else "landform" if c.field in _LANDFORM else
                 "position" if c.field == "Location" else "hallucination" if c.field == "Category" else "keyword")
@@ -702,7 +1705,8 @@ def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0) -> tuple:
     count_at = next((i for i, c in enumerate(clauses) if c.field == "Count"), None)
     if count_at is not None and not has_targets and rng.random() < rate:     # hallucinate targets where there are none
         new = rng.choice([PLURAL[c] for c in TARGET_CLASSES])
-        clauses.insert(count_at + 1, Clause.make(FIELD["Category"], new, rng.randrange(4)))
+        official = is_official(clauses[count_at])
+        clauses.insert(count_at + 1, official_clause("Category", new) if official else Clause.make(FIELD["Category"], new, rng.randrange(4)))
         log_ = [Corruption(x.chip_id, x.variant, x.clause + (x.clause > count_at), x.field, x.kind, x.true_keyword,
                            x.noisy_keyword) for x in log_]
         log_.append(Corruption(rec.chip_id, rec.variant, count_at + 1, "Category", "hallucination", None, new))
@@ -737,33 +1741,54 @@ def sentence_to_clause(field_name:str, sentence:str) -> Clause|None:
         if m: return Clause.make(fd, m.group(1), i)
     return None
 
+def parse_sentence(field_name:str, sentence:str) -> tuple:
+    """A record sentence as a clause whose text is the sentence itself: (clause, how), `how` being 'phrasing' (one of
+    ours, closed keyword), 'prefix' (official style: the phrase after the prefix) or 'unmatched' (the whole sentence is
+    the keyword); (None, 'empty') when the sentence has no words."""
+    level = FIELD[field_name].level if field_name in FIELD else "L1"
+    c = sentence_to_clause(field_name, sentence)
+    if c is not None and _sentence(c.text) == sentence: return c, "phrasing"
+    span = prefix_span(field_name, sentence)
+    how = "prefix" if span else "unmatched"
+    if span is None:
+        m = re.match(r"\s*(.*?)[\s.!?]*$", sentence, re.S)
+        span = m.span(1)
+        if not re.search(r"\w", sentence[span[0]:span[1]]): return None, "empty"
+    return Clause(field_name, level, sentence, sentence[span[0]:span[1]], *span), how
+
 def from_official(path_or_list) -> tuple:
-    "Read the paper's caption JSON into HCoT records; return (records, count of sentences with no keyword)."
+    """Read the paper's caption JSON into HCoT records: (records, report). Every sentence becomes a clause with a keyword
+    span: the phrase after an official prefix, a keyword in one of our phrasings, or else the whole sentence; the report
+    counts each case (sentences matching no prefix are also logged)."""
     if isinstance(path_or_list, (str, Path)):
         p = Path(path_or_list)
         from fusar_klip.geo import check_exists
         check_exists(p)
         try: data = json.loads(p.read_text())
         except json.JSONDecodeError as err: raise SARInputError(p, "not valid JSON", str(err)) from None
+        except UnicodeDecodeError as err: raise SARInputError(p, "not UTF-8 text", str(err)) from None
         src = p
     else: data, src = path_or_list, "<list>"
     if not isinstance(data, list): raise SARInputError(src, "caption JSON must be a list of records")
-    recs, unparsed = [], 0
+    recs, how, unmatched = [], {"prefix": 0, "phrasing": 0, "unmatched": 0, "empty": 0}, {}
     for i, d in enumerate(data):
         if not isinstance(d, dict) or "image_id" not in d:
             raise SARInputError(src, f"record {i} has no image_id")
         clauses = []
         for k, v in d.items():
-            if k == "image_id" or not isinstance(v, str) or not v: continue
-            c = sentence_to_clause(k, v)
-            if c is None:
-                unparsed += 1
-                level = FIELD[k].level if k in FIELD else "L1"
-                clauses.append(Clause(k, level, v.rstrip(".").lower(), "", 0, 0))
-            else: clauses.append(c)
+            if k == "image_id" or not isinstance(v, str): continue
+            c, h = parse_sentence(k, v)
+            how[h] += 1
+            if h == "unmatched": unmatched[k] = unmatched.get(k, 0) + 1
+            if c is not None: clauses.append(c)
         clauses.sort(key=lambda c: c.level)
         recs.append(HCoT(str(d["image_id"]), 0, clauses, "official"))
-    return recs, unparsed
+    n = sum(how.values())
+    report = dict(records=len(recs), sentences=n, **how, unmatched_by_field=unmatched)
+    if how["unmatched"]:
+        log.warning("%s: %d of %d sentences match no known prefix; each is kept whole as its field's keyword (%s)", src,
+                    how["unmatched"], n, ", ".join(f"{k}: {v}" for k, v in unmatched.items()))
+    return recs, report
 
 # %% ../nbs/03_hcot.ipynb #a687bd55
 def caption_words(caption:str) -> list:
@@ -836,19 +1861,22 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
                     unknown:str="error", # unknown land-cover codes: 'error' or 'ignore'
                     merge:bool=True, # merge when every shard is done (under torchrun, rank 0 waits for the others)
                     wait:float=0.0, # seconds to wait for other shards before merging
-                    progress:bool=True) -> dict:
+                    progress:bool=True,
+                    style:str="template", # 'template' (closed keywords) or 'official' (prefix + descriptive phrase)
+                   ) -> dict:
     "Annotate one shard of a chip folder into HCoT batches; merge the corpus when all shards are done."
     import pandas as pd
     from tqdm.auto import tqdm
     from fusar_klip.facts import scene_layers, manifest_facts, facts_table
     from fusar_klip.geo import read_manifest, write_json_atomic, atomic_path, remove_stale_temps
-    _check_options(batch, variants, noise)
+    _check_options(batch, variants, noise, style)
     backend = backend or TemplateBackend()
     chips_dir, out_dir = Path(chips_dir), Path(out_dir)
     i, n = shard
     man = read_manifest(chips_dir / "manifest.parquet").sort_values("chip_id", kind="stable").reset_index(drop=True)
     params = dict(chips=str(chips_dir.resolve()), backend=backend.name, variants=variants, seed=seed, noise=noise,
                   classes=classes if isinstance(classes, str) else "custom", n_shards=n, batch=batch)
+    if style != "template": params["style"] = style     # so a resumed run cannot mix styles (and old configs still match)
     cfg = out_dir / "config.json"
     if cfg.exists():
         old = json.loads(cfg.read_text())
@@ -869,7 +1897,7 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
         facts = manifest_facts(rows, chips_dir, layers, classes, unknown, progress=False)
         recs, rejs, cors = [], [], []
         for f in facts:
-            rr, rj = annotate_chip(f, backend, variants, seed)
+            rr, rj = annotate_chip(f, backend, variants, seed, style=style)
             rejs += rj
             if noise > 0:
                 for r in rr:
@@ -934,3 +1962,38 @@ def read_corpus(out_dir) -> list:
     import pandas as pd
     from fusar_klip.geo import check_exists
     return [HCoT.from_row(r) for r in pd.read_parquet(check_exists(Path(out_dir) / "corpus.parquet")).to_dict("records")]
+
+def official_corpus(captions, # the paper's caption JSON (a file), or its list of records
+                    out_dir, # corpus folder to write: corpus.parquet and stats.json (with the parse report)
+                    chips_dir=None, # chip folder (manifest.parquet) whose chip ids the image ids must name, checked if given
+                   ) -> dict:
+    """Turn caption records in the paper's format into a corpus that `fusar-klip train` reads (as `corpus`).
+    Image ids lose their folder and image extension to become chip ids; several records of one image become its
+    variants; fields we do not know are left out and counted. Returns the stats, with the parse report."""
+    import pandas as pd
+    from collections import Counter
+    from fusar_klip.geo import atomic_path, write_json_atomic, read_manifest
+    recs, report = from_official(captions)
+    src = captions if isinstance(captions, (str, Path)) else "<list>"
+    if not recs: raise SARInputError(src, "the caption JSON holds no records")
+    seen, out, unknown = Counter(), [], Counter()
+    for r in recs:
+        cid = re.sub(r"\.(png|jpe?g|tiff?|bmp)$", "", Path(r.chip_id.replace("\\", "/")).name, flags=re.I)
+        unknown.update(c.field for c in r.clauses if c.field not in FIELD)
+        out.append(HCoT(cid, seen[cid], [c for c in r.clauses if c.field in FIELD], "official")); seen[cid] += 1
+    out = [r for r in out if r.clauses]
+    if not out: raise SARInputError(src, "no record has a sentence for a known field", f"known fields: {', '.join(FIELD)}")
+    if chips_dir is not None:
+        ids = set(read_manifest(Path(chips_dir) / "manifest.parquet").chip_id)
+        hit = sum(r.chip_id in ids for r in out)
+        if not hit:
+            raise SARInputError(src, f"none of the {len(out)} image ids names a chip in {chips_dir}",
+                                f"image ids (without extension) must be chip ids, e.g. {sorted(ids)[:1]}")
+        report["records_with_chips"] = hit
+    report["unknown_fields"] = dict(unknown)
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    rows = sorted((r.to_row() for r in out), key=lambda x: (x["chip_id"], x["variant"]))
+    with atomic_path(out_dir / "corpus.parquet") as t: pd.DataFrame(rows, columns=_CORPUS_COLUMNS).to_parquet(t, index=False)
+    stats = corpus_stats(out); stats["parse"] = report
+    write_json_atomic(out_dir / "stats.json", stats)
+    return stats

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .geo import SARInputError, atomic_path, check_exists, check_writable, write_json_atomic, write_text_atomic
+from .core import (SARInputError, atomic_path, check_exists, check_writable, read_json, write_json_atomic,
+                             write_text_atomic)
 from .scio import ScioConfig
 
 # %% auto #0
-__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'TrainConfig', 'setup_distributed', 'barrier', 'seed_all', 'lr_lambda',
-           'ResumableSampler', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'pid_alive',
-           'RunLock', 'check_inputs', 'check_run_config', 'train', 'read_metrics', 'plot_run']
+__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'TrainConfig', 'loader_options', 'setup_distributed', 'barrier', 'seed_all',
+           'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
+           'pid_alive', 'RunLock', 'check_inputs', 'check_run_config', 'train', 'read_metrics', 'plot_run']
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
@@ -34,6 +35,7 @@ def _num(what:str, ok): return (f"a finite number {what}", lambda v: _is_num(v) 
 
 _RULES = dict( # key: (what is expected, check)
     data=("a folder path", lambda v: isinstance(v, str) and v != ""), corpus=("a folder path or ''", lambda v: isinstance(v, str)),
+    chips=("a folder path or ''", lambda v: isinstance(v, str)), workers=_int(-1),
     out=("a folder path", lambda v: isinstance(v, str) and v != ""), model=("a preset name or JSON file", lambda v: isinstance(v, str) and v != ""),
     mode=(f"one of {', '.join(MODES)}", lambda v: v in MODES),
     steps=_int(1), batch_size=_int(1), grad_accum=_int(1), layers=_int(0), max_len=_int(MIN_MAX_LEN), queue_size=_int(0),
@@ -68,6 +70,7 @@ class TrainConfig:
     "A training run."
     data: str = "data/mini" # folder with chips/ (manifest, chips) and hcot/ (corpus)
     corpus: str = "" # corpus folder (default: DATA/hcot)
+    chips: str = "" # chip folder, or a packed one from `fusar-klip pack` (default: DATA/chips)
     out: str = "runs/tiny" # run folder: checkpoints, metrics, corpus versions, final model
     mode: str = "klip" # 'clip', 'blip' or 'klip' (see the table above)
     model: str = "tiny" # model preset or JSON
@@ -94,9 +97,10 @@ class TrainConfig:
     scio: dict = field(default_factory=dict) # ScioConfig fields (phases, rounds, margins, ...)
     tensorboard: bool = True # also log to TensorBoard when it is installed
     progress: bool = True
+    workers: int = -1 # DataLoader worker processes per rank (-1: 0 on CPU, up to 8 on CUDA with pinned memory)
 
     def __post_init__(self):
-        for k in ("data", "corpus", "out", "model"):
+        for k in ("data", "corpus", "chips", "out", "model"):
             if isinstance(getattr(self, k), os.PathLike): setattr(self, k, str(getattr(self, k)))
         probs = [f"{k} must be {what}; got {getattr(self, k)!r}" for k, (what, ok) in _RULES.items() if not ok(getattr(self, k))]
         probs += _scio_problems(self.scio)
@@ -109,10 +113,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path, **overrides) -> "TrainConfig":
         "Read a JSON config, apply overrides."
-        p = check_exists(path)
-        try: d = json.loads(p.read_text())
-        except json.JSONDecodeError as err: raise SARInputError(p, "not valid JSON", str(err)) from None
-        if not isinstance(d, dict): raise SARInputError(p, "a training config must be a JSON object", f"got {type(d).__name__}")
+        p = Path(path)
+        d = read_json(p, "training config")
         d.update(overrides)
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise SARInputError(p, f"unknown training config keys: {', '.join(sorted(unknown))}")
@@ -122,6 +124,15 @@ class TrainConfig:
     def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
 # %% ../nbs/08_train.ipynb #66a2257b
+def loader_options(workers:int, dev, world:int=1) -> dict:
+    """DataLoader settings: on CUDA, worker processes (-1: up to 8 per rank, from the CPU count), pinned memory and
+    prefetching, so the GPU is not kept waiting; on the CPU, the main process reads (workers would compete with the
+    step for the same cores). Images and batches are the same either way: the dataset and collate are deterministic."""
+    if workers < 0: workers = min(8, max(1, (os.cpu_count() or 1) // max(world, 1) - 1)) if dev.type == "cuda" else 0
+    kw = dict(num_workers=workers, pin_memory=dev.type == "cuda")
+    if workers > 0: kw.update(prefetch_factor=4, persistent_workers=False)
+    return kw
+
 def setup_distributed(device:str="auto") -> tuple:
     "Initialise torch.distributed from torchrun's environment (gloo on CPU, nccl on GPU); return (rank, world, device)."
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
@@ -196,17 +207,29 @@ def save_checkpoint(run_dir, state:dict, step:int, keep_last:int=2) -> Path:
     return p
 
 def load_checkpoint(run_dir, path=None) -> dict|None:
-    "The latest (or given) checkpoint's state, or None when the run has none yet."
+    """The latest (or given) checkpoint's state, or None when the run has none yet. When the latest is missing or
+    damaged (a disk error, a bad copy), the newest readable earlier one is used, with a warning."""
     d = Path(run_dir) / "checkpoints"
-    if path is None:
-        if not (d / "latest.json").exists(): return None
-        path = d / json.loads((d / "latest.json").read_text())["checkpoint"]
-    path = check_exists(path)
-    try: return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        good = [p.name for p in sorted(d.glob("step_*.pt")) if p != Path(path)]
-        raise SARInputError(path, f"checkpoint is corrupt or half-written ({type(err).__name__})",
-                            f"resume from an earlier one: {', '.join(good) or 'none left'}") from None
+    if path is not None:
+        path = check_exists(path)
+        try: return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise SARInputError(path, f"checkpoint is corrupt or half-written ({type(err).__name__})") from None
+    if not (d / "latest.json").exists(): return None
+    try: latest = d / json.loads((d / "latest.json").read_text())["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError): latest = None
+    cands = sorted(d.glob("step_*.pt"), reverse=True)
+    if latest is not None and latest in cands: cands.remove(latest); cands.insert(0, latest)
+    for p in cands:
+        try: st = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as err:
+            logging.getLogger("fusar_klip.train").warning("%s: unreadable checkpoint (%s), trying an earlier one", p, type(err).__name__)
+            continue
+        if p != latest:
+            logging.getLogger("fusar_klip.train").warning("%s: resuming from %s, the newest readable checkpoint", d, p.name)
+        return st
+    raise SARInputError(d, "no readable checkpoint to resume from (latest.json points to a missing or damaged file)",
+                        "delete this checkpoints folder to train from the start, or train into a new out folder")
 
 # %% ../nbs/08_train.ipynb #235fad99
 log = logging.getLogger("fusar_klip.train")
@@ -293,9 +316,10 @@ def check_inputs(cfg:TrainConfig) -> dict:
     from fusar_klip.hcot import read_corpus
     from fusar_klip.model import KlipConfig
     data = Path(cfg.data)
-    chips, corpus_dir = data / "chips", Path(cfg.corpus) if cfg.corpus else data / "hcot"
+    chips = Path(cfg.chips) if cfg.chips else data / "chips"       # a chip folder or a packed one
+    corpus_dir = Path(cfg.corpus) if cfg.corpus else data / "hcot"
     tile, annotate = "make it with `fusar-klip tile --out DATA/chips`", "make it with `fusar-klip annotate`, or set corpus"
-    if not data.is_dir():
+    if not data.is_dir() and not (cfg.chips and cfg.corpus):
         raise SARInputError(data, "training data folder not found" if not data.exists() else "data is not a folder",
                             "set data to a folder with chips/ (from `fusar-klip tile`) and hcot/ (from `fusar-klip annotate`)")
     if not (chips / "manifest.parquet").is_file(): raise SARInputError(chips / "manifest.parquet", "chip manifest not found", tile)
@@ -309,7 +333,10 @@ def check_inputs(cfg:TrainConfig) -> dict:
                             "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
     return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=KlipConfig.load(cfg.model))
 
-def _comparable(d:dict) -> dict: return json.loads(json.dumps({k: v for k, v in d.items() if k != "progress"}, default=str))
+_NOT_BINDING = ("progress", "out", "tensorboard", "workers")   # a copied or moved run folder resumes
+
+def _comparable(d:dict) -> dict:
+    return json.loads(json.dumps({k: v for k, v in d.items() if k not in _NOT_BINDING}, default=str))
 
 def check_run_config(run, cfg:TrainConfig):
     "Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config."
@@ -318,7 +345,7 @@ def check_run_config(run, cfg:TrainConfig):
     try: prev = json.loads(old.read_text())
     except (OSError, json.JSONDecodeError) as err: raise SARInputError(old, "unreadable run config", str(err)) from None
     if _comparable(prev) != _comparable(cfg.to_dict()):
-        diff = sorted(k for k in set(prev) | set(cfg.to_dict()) if k != "progress" and
+        diff = sorted(k for k in set(prev) | set(cfg.to_dict()) if k not in _NOT_BINDING and
                       _comparable({k: prev.get(k)}) != _comparable({k: cfg.to_dict().get(k)}))
         raise SARInputError(old, f"this run folder holds a run with another config (differs in {', '.join(diff)})",
                             "use another --out, or the same config to resume")
@@ -441,12 +468,13 @@ def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
         write_text_atomic(metrics_f, "".join(l + "\n" for l in keep))
     if rank == 0: write_json_atomic(run / "config.json", cfg.to_dict())     # the run has started: its config binds the folder
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.mode}", disable=rank != 0 or not cfg.progress)
-    t_last, timed = time.time(), 0
+    t_last, timed, truncated = time.time(), 0, 0
     use_amp = dev.type == "cuda" and cfg.bf16
+    loader_kw = loader_options(cfg.workers, dev, world)
     while step < total:
         epoch, in_epoch = divmod(step, per_epoch)
         sampler.set_epoch(epoch, in_epoch * cfg.grad_accum)
-        dl = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate)
+        dl = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate, **loader_kw)
         it = iter(dl)
         while step < total and in_epoch < per_epoch:
             phase = scfg.phase(step - rnd * cfg.steps, cfg.steps) if cfg.mode == "klip" else "A"
@@ -454,7 +482,8 @@ def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
             flagged, acc = 0, []
             for micro in range(cfg.grad_accum):
                 b = next(it)
-                b = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
+                truncated += b.pop("n_truncated", 0)
+                b = {k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in b.items()}
                 if phase != "A":
                     recs, flagged_m = _records_for_phase(model, b, phase, tok, scfg, cfg.max_len, scio_rng)
                     flagged += flagged_m
@@ -517,7 +546,7 @@ def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
             if end_of_round: break
     bar.close()
     if tb is not None: tb.close()
-    summary = dict(steps=step, rounds=rnd, mode=cfg.mode, world=world, truncated=collate.stats.truncated)
+    summary = dict(steps=step, rounds=rnd, mode=cfg.mode, world=world, truncated=truncated)
     if rank == 0:
         model.save_pretrained(run / "model")
         write_json_atomic(run / "summary.json", summary)

@@ -54,3 +54,20 @@ def test_demo_micro(tmp_path):
     assert {"city", "country", "split", "lon", "lat", "native_crs", "geometry"} <= set(man.columns)
     r2 = run_cli("demo", "--world", "micro", "--out", tmp_path, "--train-steps", "2")
     assert r2.returncode == 0 and json.loads((tmp_path / "summary.json").read_text())["chips_written"] == 0
+
+
+def test_import_captions_and_official_style(tmp_path):
+    from pathlib import Path
+    fixture = Path(__file__).parent / "fixtures" / "official_sample.json"
+    r = run_cli("import-captions", fixture, "--out", tmp_path / "imp")
+    assert r.returncode == 0 and "sentences 80" in r.stdout and "unmatched 1" in r.stdout, r.stdout + r.stderr
+    assert (tmp_path / "imp" / "corpus.parquet").exists()
+    r = run_cli("import-captions", tmp_path / "nope.json", "--out", tmp_path / "imp2")
+    assert r.returncode == 2 and "nope.json" in r.stderr, r.stderr
+    r = run_cli("demo", "--world", "micro", "--out", tmp_path / "w", "--workers", "1", "--train-steps", "0")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("annotate", "--chips", tmp_path / "w" / "chips", "--out", tmp_path / "off", "--style", "official",
+                "--variants", "1")
+    assert r.returncode == 0, r.stderr
+    caps = json.loads((tmp_path / "off" / "captions_official.json").read_text())
+    assert any(v.startswith("Water presence: ") for c in caps for v in c.values() if isinstance(v, str)), caps[:1]
