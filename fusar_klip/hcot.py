@@ -1958,10 +1958,20 @@ def merge_corpus(chips_dir, out_dir, n:int) -> dict:
     return stats
 
 def read_corpus(out_dir) -> list:
-    "The HCoT records of a merged corpus."
+    "The HCoT records of a merged corpus (a folder with corpus.parquet)."
     import pandas as pd
-    from fusar_klip.geo import check_exists
-    return [HCoT.from_row(r) for r in pd.read_parquet(check_exists(Path(out_dir) / "corpus.parquet")).to_dict("records")]
+    from fusar_klip.core import check_exists
+    out_dir = Path(out_dir)
+    if out_dir.is_file():
+        raise SARInputError(out_dir, "is a file; a corpus is the folder that holds corpus.parquet",
+                            f"pass {out_dir.parent}" if out_dir.name == "corpus.parquet" else "pass the corpus folder")
+    f = check_exists(out_dir / "corpus.parquet")
+    try: df = pd.read_parquet(f)
+    except Exception as err:
+        raise SARInputError(f, f"cannot be read as a corpus ({type(err).__name__})", "make it again with `fusar-klip annotate`") from None
+    miss = {"chip_id", "variant", "caption", "clauses"} - set(df.columns)
+    if miss: raise SARInputError(f, f"is not a caption corpus (no {', '.join(sorted(miss))} column)")
+    return [HCoT.from_row(r) for r in df.to_dict("records")]
 
 def official_corpus(captions, # the paper's caption JSON (a file), or its list of records
                     out_dir, # corpus folder to write: corpus.parquet and stats.json (with the parse report)

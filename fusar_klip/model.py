@@ -212,9 +212,10 @@ class KlipModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, image:torch.Tensor, max_len:int=60) -> list:
-        "Greedy captions for a batch of images."
+        "Greedy captions for a batch of images (at most `max_len` tokens, and never past the position table)."
         emb = self.image_embeds(image)
         B, tok = image.shape[0], self.tokenizer
+        max_len = min(max_len, self.text_encoder.config.max_position_embeddings - 1)
         ids = torch.full((B, 1), tok.dec_token_id, dtype=torch.long, device=image.device)
         done = torch.zeros(B, dtype=torch.bool, device=image.device)
         for _ in range(max_len):

@@ -95,7 +95,7 @@ def test_missing_or_unreadable_inputs_name_the_path(data, tmp_path, capsys):
         assert written(tmp_path / "run") == [], setting
     (tmp_path / "bad").mkdir(); (tmp_path / "bad" / "corpus.parquet").write_bytes(b"PAR1 half a file")
     rc, err = train_cli(capsys, cfg, f"corpus={tmp_path / 'bad'}")
-    assert rc == 2 and f"{tmp_path / 'bad' / 'corpus.parquet'}: cannot read the corpus" in err, err
+    assert rc == 2 and f"{tmp_path / 'bad' / 'corpus.parquet'}: cannot be read as a corpus" in err, err
     assert written(tmp_path / "run") == []                               # nothing was written for any of them
 
 

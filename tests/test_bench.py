@@ -52,3 +52,8 @@ def test_bench_model():
 def test_bench_tiling():
     out = bench("bench_tiling.py", "--sizes", 256, "--repeats", 1, "--methods", "window")
     assert out.strip(), out
+
+
+def test_bench_loader():
+    out = bench("bench_loader.py", "--batch", 4, "--batches", 2, "--repeats", 1, "--workers", 0, "--step-ms", 100)
+    assert "packed shards" in out and "chips/s" in out and "packed / folder" in out and "step's consumption" in out, out
