@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .geo import (SARInputError, SARFileNotFoundError, check_exists, inside, read_manifest, center_crop,
                             read_display_chip, write_json_atomic, atomic_path)
 from .facts import ChipFacts, NINE_GRID, TARGET_CLASSES
-from .hcot import FIELD, PLURAL, read_corpus, location, _main_cls
+from .hcot import FIELD, PLURAL, caption_words, read_corpus, location
 from .data import ChipReader, read_chip, sar_stats
 
 log = logging.getLogger("fusar_klip.evaluate")
@@ -26,7 +26,7 @@ log = logging.getLogger("fusar_klip.evaluate")
 __all__ = ['log', 'EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'VOC_SPLIT_FILES', 'CHECKPOINT_SPECS', 'TASKS', 'NEEDS',
            'RESULT_COLUMNS', 'WorldEval', 'target_boxes', 'load_world', 'Encoder', 'KlipEncoder', 'PixelStatsEncoder',
            'extract', 'embed_texts', 'linear_probe', 'probe_proba', 'ridge_probe', 'accuracy', 'confusion',
-           'retrieval_ranks', 'recalls', 'recall_at_k', 'caption_words', 'caption_metrics', 'box_ap50', 'EvalContext',
+           'retrieval_ranks', 'recalls', 'recall_at_k', 'caption_text', 'caption_metrics', 'box_ap50', 'EvalContext',
            'task_retrieval', 'task_captioning', 'vqa_labels', 'task_vqa', 'task_counting', 'task_landcover',
            'task_scene', 'patch_labels', 'miou', 'task_segmentation', 'task_targets', 'detect_on_patches',
            'task_detection', 'amplitude_to_db', 'read_class_folders', 'ClassFolderSet', 'load_class_folders',
@@ -306,9 +306,9 @@ def recall_at_k(sim:torch.Tensor, owner:torch.Tensor, ks=(1, 5, 10)) -> dict:
     return recalls(*retrieval_ranks(sim, torch.eye(sim.shape[1], dtype=sim.dtype), owner), ks)
 
 # %% ../nbs/09_evaluate.ipynb #ec0265a5
-def caption_words(s:str) -> str:
-    "Lower-case words of a caption (clause separators dropped), the tokenisation the caption metrics see."
-    return " ".join(re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", s.lower()))
+def caption_text(s:str) -> str:
+    "A caption as the caption metrics see it: its lower-case words (hcot's `caption_words`), space-joined."
+    return " ".join(caption_words(s))
 
 def caption_metrics(generated:dict, references:dict) -> dict:
     "BLEU-1/4, ROUGE-L and CIDEr (x100) from pycocoevalcap; `generated` id -> str, `references` id -> [str]."
@@ -317,8 +317,8 @@ def caption_metrics(generated:dict, references:dict) -> dict:
     from pycocoevalcap.cider.cider import Cider
     ids = [k for k in generated if references.get(k)]
     if not ids: raise ValueError("caption metrics: no generated caption has a reference")
-    res = {k: [caption_words(generated[k]) or "empty"] for k in ids}
-    gts = {k: [caption_words(r) for r in references[k]] for k in ids}
+    res = {k: [caption_text(generated[k]) or "empty"] for k in ids}
+    gts = {k: [caption_text(r) for r in references[k]] for k in ids}
     import contextlib, io
     with contextlib.redirect_stdout(io.StringIO()):
         b, _ = Bleu(4).compute_score(gts, res, verbose=0)
@@ -429,7 +429,7 @@ def vqa_labels(f:ChipFacts) -> dict:
     "The answers of the six VQA kinds for one chip (None where a question does not apply)."
     has_t = bool(f.targets)
     return dict(count=str(len(f.targets)) if f.has_targets_layer else None,
-                recognition=_main_cls(f) if has_t else None, position=location(f) if has_t else None,
+                recognition=f.main_target_class() if has_t else None, position=location(f) if has_t else None,
                 main_landform=f.main_landform or None,
                 all_landforms=" and ".join(sorted(f.all_landforms())) or None)
 

@@ -104,6 +104,11 @@ class ChipFacts:
         for t in self.targets: out[t["cls"]] = out.get(t["cls"], 0) + 1
         return out
 
+    def main_target_class(self) -> str|None:
+        "The most frequent target class in the chip (ties: the later name), or None without targets."
+        c = self.target_counts()
+        return max(c, key=lambda k: (c[k], k)) if c else None
+
     def to_row(self) -> dict:
         "A flat row for a table: nested fields as JSON."
         d = asdict(self)

@@ -31,10 +31,10 @@ os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 # %% auto #0
 __all__ = ['CALIBRATIONS', 'MANIFEST_COLUMNS', 'GAZETTEER', 'SIM_LANDCOVER', 'WORLDCOVER', 'RasterInfo', 'inspect_raster',
            'open_sar', 'write_raster', 'lin_to_db', 'db_to_lin', 's1_sigma0', 'open_s1_sigma0', 'gf3_calibration',
-           'gf3_sigma0_db', 'calibrate', 'center_crop', 'read_display_chip', 'chip_windows', 'check_backscatter',
-           'check_db_values', 'SceneChips', 'TileStats', 'chip_ok', 'chip_name', 'tile_scene', 'rows_to_manifest',
-           'write_manifest', 'read_manifest', 'scene_ids', 'tile_scenes', 'City', 'utm_epsg', 'show_chip',
-           'show_chip_file']
+           'gf3_sigma0_db', 'calibrate_radiometry', 'center_crop', 'read_display_chip', 'chip_windows',
+           'check_backscatter', 'check_db_values', 'SceneChips', 'TileStats', 'chip_ok', 'chip_name', 'tile_scene',
+           'rows_to_manifest', 'write_manifest', 'read_manifest', 'scene_ids', 'tile_scenes', 'City', 'utm_epsg',
+           'show_chip', 'show_chip_file']
 
 # %% ../nbs/00_geo.ipynb #72a7e384
 @dataclass
@@ -184,7 +184,7 @@ def gf3_sigma0_db(dn, # digital numbers: amplitude, or complex for SLC
 
 CALIBRATIONS = ("db", "linear", "gf3", "display")
 
-def calibrate(data, # raster values
+def calibrate_radiometry(data, # raster values
               kind:str, # 'db' (already sigma0 dB), 'linear' (sigma0 power), 'gf3', or 'display' (8-bit amplitude)
               source="<array>", # file the values came from, for error messages
               **meta): # what the kind needs: gf3 -> qualify_value, calibration_constant
@@ -248,14 +248,14 @@ def check_backscatter(info:RasterInfo) -> RasterInfo:
     dt = np.dtype(info.dtype)
     if np.issubdtype(dt, np.complexfloating) or info.dtype.startswith("c"):
         raise SARInputError(info.path, f"holds complex values ({info.dtype}), a single-look complex (SLC) product",
-                            "calibrate to sigma0 and take the amplitude in dB first (geo.calibrate / gf3_sigma0_db)")
+                            "calibrate to sigma0 and take the amplitude in dB first (geo.calibrate_radiometry / gf3_sigma0_db)")
     if info.radiometry == "landcover":
         raise SARInputError(info.path, "is a land-cover layer, not SAR backscatter", "pass it as --landcover instead")
     if np.issubdtype(dt, np.integer) or dt == np.bool_:
         what = ("an RGB picture" if info.count == 3 and dt == np.uint8 else
                 "an 8-bit display image" if dt == np.uint8 else "digital numbers (DN)")
         raise SARInputError(info.path, f"holds {info.count} band(s) of {info.dtype}, which looks like {what}, "
-                            "not calibrated backscatter", "convert to float32 sigma0 in dB first (geo.calibrate); "
+                            "not calibrated backscatter", "convert to float32 sigma0 in dB first (geo.calibrate_radiometry); "
                             "8-bit target chips such as MSTAR are read with read_display_chip instead")
     return info
 

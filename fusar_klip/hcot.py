@@ -33,11 +33,11 @@ __all__ = ['log', 'WATER_EDGES', 'WATER_NAMES', 'ROAD_EDGES', 'ROAD_NAMES', 'BUI
            'boundary', 'functionality', 'layout', 'distribution', 'brightness', 'category', 'location', 'size',
            'arrangement', 'environment', 'place', 'Field', 'Clause', 'HCoT', 'prefix_span', 'official_clause',
            'is_official', 'phrase_claims', 'claim_problem', 'phrase_problems', 'official_phrase', 'facts_problems',
-           'calibrate', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend', 'BackendError',
-           'OpenAICompatibleBackend', 'official_prompt', 'parse_official_answer', 'ask_official', 'annotate_chip',
-           'Corruption', 'inject_noise', 'to_official', 'sentence_to_clause', 'parse_sentence', 'from_official',
-           'caption_words', 'mtld', 'corpus_stats', 'parse_shard', 'annotate_corpus', 'merge_corpus', 'read_corpus',
-           'official_corpus']
+           'calibrate_l5', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend',
+           'BackendError', 'OpenAICompatibleBackend', 'official_prompt', 'parse_official_answer', 'ask_official',
+           'annotate_chip', 'Corruption', 'inject_noise', 'to_official', 'sentence_to_clause', 'parse_sentence',
+           'from_official', 'caption_words', 'mtld', 'corpus_stats', 'parse_shard', 'annotate_corpus', 'merge_corpus',
+           'read_corpus', 'official_corpus']
 
 # %% ../nbs/03_hcot.ipynb #a004e2a2
 def _bins(x:float, edges:list, names:list, tol:float=0.0) -> set:
@@ -116,10 +116,6 @@ FEATURE = {"ship": "elongated", "vehicle": "point-like", "aircraft": "cross-shap
 REGION = {"ship": "water", "vehicle": "roads", "aircraft": "apron"}
 ENVIRONMENT = {"moored along the quay": "moored", "in open water": "underway", "on a road": "driving",
                "on the apron": "parked"}
-
-def _main_cls(f):
-    c = f.target_counts()
-    return max(c, key=lambda k: (c[k], k)) if c else None
 
 def category(f):
     c = f.target_counts()
@@ -256,7 +252,7 @@ FIELDS = (
            "the largest object extends roughly {} meters", "at the given resolution, the longest target is {} meters"),
           lambda f: ({size(f)} | ({str(int(size(f)) + d) for d in (-10, 10)} if size(f) and int(size(f)) >= 20 else set()))
                     if size(f) else set()),
-    Field("Feature", "L4", "target", ("elongated", "point-like", "cross-shaped"), lambda f: FEATURE.get(_main_cls(f)),
+    Field("Feature", "L4", "target", ("elongated", "point-like", "cross-shaped"), lambda f: FEATURE.get(f.main_target_class()),
           ("the targets appear {} with strong scattering", "in sar, the targets look {}",
            "their radar signatures are {}", "the targets show {} bright signatures",
            "the scattering centres form {} patterns", "each target produces a {} echo")),
@@ -264,7 +260,7 @@ FIELDS = (
           ("the targets are {}", "the targets are distributed in a {} manner", "the spatial distribution of targets is {}",
            "the targets appear {} across the scene",
            "the layout of the targets is {}", "relative to each other, the targets are {}")),
-    Field("Region", "L4", "target", ("water", "roads", "apron"), lambda f: REGION.get(_main_cls(f)),
+    Field("Region", "L4", "target", ("water", "roads", "apron"), lambda f: REGION.get(f.main_target_class()),
           ("most targets are on the {}", "the targets are located on the {}", "the targets sit on the {}",
            "the targets occupy the {}",
            "the objects rest on the {}", "the supporting surface under the targets is the {}")),
@@ -759,7 +755,7 @@ def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
         if v == "aircraft" and f.has_landcover and _frac(f, "airfield") == 0: return f"'{w}': aircraft claimed where the chip has no airfield"
     if kind == "tcount" and counts.get(v[0], 0) != v[1]: return f"'{w}': the chip has {counts.get(v[0], 0)} {PLURAL[v[0]]}"
     if kind == "total" and v != len(f.targets): return f"'{w}': the chip has {len(f.targets)} targets"
-    if kind == "main_cls" and _main_cls(f) != v: return f"'{w}': most targets are {PLURAL.get(_main_cls(f), 'absent')}"
+    if kind == "main_cls" and f.main_target_class() != v: return f"'{w}': most targets are {PLURAL.get(f.main_target_class(), 'absent')}"
     if kind in ("tcells", "tmain"):
         cells = [t["cell"] for t in f.targets]
         bad = sorted(c for c in v if c not in cells) if v != {"most"} else []
@@ -1241,7 +1237,7 @@ def _calibrate_official(c:Clause, f:ChipFacts, rng:random.Random) -> tuple:
     new = _cap_after(c.text[:c.start], new)
     return c.with_keyword(new), dict(action="repaired", field=c.field, old=c.keyword, new=new, reason="; ".join(probs))
 
-def calibrate(rec:HCoT, f:ChipFacts) -> HCoT:
+def calibrate_l5(rec:HCoT, f:ChipFacts) -> HCoT:
     "L5: check each clause against the facts and the cross-level rules; repair or drop, logging what and why."
     import zlib
     logs, clauses = [], []
@@ -1595,7 +1591,7 @@ def annotate_chip(f:ChipFacts, # the chip's facts
             if v: rng.shuffle(names)
             clauses += [Clause.make(FIELD[n], answers[n], 0 if v == 0 else rng.randrange(len(FIELD[n].phrasings)))
                         for n in names]
-        out.append(calibrate(HCoT(f.chip_id, v, clauses, backend.name), f))
+        out.append(calibrate_l5(HCoT(f.chip_id, v, clauses, backend.name), f))
     if not any(r.clauses for r in out):          # an empty caption is never written: it is a rejection
         reject("", "empty caption", _why_empty(f))
         return [], rejections
@@ -1629,7 +1625,7 @@ def _annotate_official(f:ChipFacts, backend, variants:int, seed:int, fallback:bo
             for n in names:
                 p = said.get(n) or official_phrase(n, f, rng)
                 if p: clauses.append(official_clause(n, p))
-        out.append(calibrate(HCoT(f.chip_id, v, clauses, backend.name), f))
+        out.append(calibrate_l5(HCoT(f.chip_id, v, clauses, backend.name), f))
     if not any(r.clauses for r in out):
         reject("", "empty caption", _why_empty(f))
         return [], rejections

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fusar_klip.geo import (SARFileNotFoundError, SARInputError, SceneChips, calibrate, gf3_calibration, inspect_raster,
+from fusar_klip.geo import (SARFileNotFoundError, SARInputError, SceneChips, calibrate_radiometry, gf3_calibration, inspect_raster,
                             open_sar, read_display_chip, read_manifest, tile_scene, tile_scenes)
 
 
@@ -60,13 +60,13 @@ def test_chip_larger_than_scene(fx, tmp_path):
 
 
 def test_unknown_calibration(fx):
-    expect(lambda: calibrate(np.ones(3), "beta_nought_v7", source="scene.tif"), "scene.tif",
+    expect(lambda: calibrate_radiometry(np.ones(3), "beta_nought_v7", source="scene.tif"), "scene.tif",
            "unknown calibration 'beta_nought_v7'", "db, linear, gf3, display")
     expect(lambda: gf3_calibration(fx["gf3_bad"]), "GF3_bad.meta.xml", "unknown calibration")
-    expect(lambda: calibrate(np.ones(3), "gf3", source="GF3_x.tiff"), "GF3_x.tiff", "qualify_value")
+    expect(lambda: calibrate_radiometry(np.ones(3), "gf3", source="GF3_x.tiff"), "GF3_x.tiff", "qualify_value")
     cal = gf3_calibration(fx["gf3_xml"])
     assert list(cal) == ["HH"]       # HV is NULL in the product: absent, not zero
-    np.testing.assert_allclose(calibrate(np.array([32767.0]), "gf3", **cal["HH"]), [20 * np.log10(3.5) - 30.1], rtol=1e-5)
+    np.testing.assert_allclose(calibrate_radiometry(np.array([32767.0]), "gf3", **cal["HH"]), [20 * np.log10(3.5) - 30.1], rtol=1e-5)
 
 
 def test_all_nodata_chips_are_skipped_and_counted(fx, tmp_path):

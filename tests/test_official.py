@@ -74,7 +74,7 @@ def test_l5_catches_corrupted_phrases(world):
     for r in recs:
         f = facts[r.chip_id]
         noisy, cor = hcot.inject_noise(r, f, 0.5, seed=3)
-        cal = hcot.calibrate(noisy, f)
+        cal = hcot.calibrate_l5(noisy, f)
         assert {x.field for x in cor} <= {l["field"] for l in cal.l5}
         assert all(hcot.phrase_problems(c.field, c.keyword, f) == [] for c in cal.clauses)
         n += len(cor)
@@ -84,7 +84,7 @@ def test_l5_catches_corrupted_phrases(world):
     rec = hcot.HCoT(f.chip_id, 0, [hcot.official_clause("Water", "extensive open water in the upper strip"),
                                    hcot.official_clause("Terrain", "hilly mountain forest"),
                                    hcot.official_clause("Roads", hcot.official_phrase("Roads", f, __import__("random").Random(0)))])
-    cal = hcot.calibrate(rec, f)
+    cal = hcot.calibrate_l5(rec, f)
     assert [(l["action"], l["field"]) for l in cal.l5] == [("repaired", "Water"), ("repaired", "Terrain")]
     assert "no elevation" in cal.l5[1]["reason"] and cal.clauses[2] == rec.clauses[2]
 
