@@ -379,9 +379,7 @@ def cmd_demo(args) -> dict:
         annotate_corpus(out / "chips", out / "hcot_noisy", out / "scenes", variants=1, noise=0.3)
         tcfg = TrainConfig(data=str(out), corpus=str(out / "hcot_noisy"), out=str(run), mode="klip",
                            layers=2, steps=args.train_steps, batch_size=16, max_len=180, queue_size=1024, log_every=10,
-                           ckpt_every=50, scio=dict(rounds=2, max_variants=3, itm_margin=0.0, top_fraction=0.3,
-                                                     screen="decoder", decoder_margin=1.0, min_agreement=0.5,
-                                                     corpus_variants=0))   # every clause, every round
+                           ckpt_every=50, scio="demo")   # fusar_klip/configs/scio/demo.json: every clause, every round
         trained = train(tcfg)
         plot_run(run, out / "training.png")
     t4 = time.time()

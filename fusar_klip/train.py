@@ -19,9 +19,10 @@ from .core import (SARInputError, atomic_path, check_exists, check_writable, rea
 from .scio import ScioConfig
 
 # %% auto #0
-__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'TrainConfig', 'loader_options', 'setup_distributed', 'barrier', 'seed_all',
-           'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
-           'pid_alive', 'RunLock', 'check_inputs', 'check_run_config', 'train', 'read_metrics', 'plot_run']
+__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'scio_recipe', 'TrainConfig', 'loader_options', 'setup_distributed', 'barrier',
+           'seed_all', 'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'load_checkpoint', 'pid_alive', 'RunLock', 'check_inputs', 'check_run_config', 'train', 'read_metrics',
+           'plot_run']
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
@@ -46,6 +47,17 @@ _RULES = dict( # key: (what is expected, check)
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
     sample_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
     tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)))
+
+def scio_recipe(name) -> dict:
+    """The ScioConfig fields of a named recipe in fusar_klip/configs/scio/ (e.g. 'demo', the one `fusar-klip demo`,
+    the report and configs/train/mini_klip.json use) or of a JSON file; keys starting with '_' are comments."""
+    import fusar_klip
+    d = Path(fusar_klip.__file__).parent / "configs" / "scio"
+    p = d / f"{name}.json" if (d / f"{name}.json").exists() else Path(name)
+    if not p.exists():
+        known = sorted(f.stem for f in d.glob("*.json"))
+        raise SARInputError("scio", f"no SCIO recipe {name!r}", f"use one of {', '.join(known)}, a JSON file, or an object of ScioConfig fields")
+    return {k: v for k, v in read_json(p, "SCIO recipe").items() if not k.startswith("_")}
 
 def _scio_problems(scio) -> list:
     "What is wrong with a `scio` dict: unknown keys, values of the wrong type, then ScioConfig's own checks."
@@ -94,12 +106,13 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 50
     keep_last: int = 2
-    scio: dict = field(default_factory=dict) # ScioConfig fields (phases, rounds, margins, ...)
+    scio: dict|str = field(default_factory=dict) # ScioConfig fields (phases, rounds, margins, ...), or a recipe name ('demo') / JSON file
     tensorboard: bool = True # also log to TensorBoard when it is installed
     progress: bool = True
     workers: int = -1 # DataLoader worker processes per rank (-1: 0 on CPU, up to 8 on CUDA with pinned memory)
 
     def __post_init__(self):
+        if isinstance(self.scio, (str, os.PathLike)): self.scio = scio_recipe(str(self.scio))   # stored resolved
         for k in ("data", "corpus", "chips", "out", "model"):
             if isinstance(getattr(self, k), os.PathLike): setattr(self, k, str(getattr(self, k)))
         probs = [f"{k} must be {what}; got {getattr(self, k)!r}" for k, (what, ok) in _RULES.items() if not ok(getattr(self, k))]
