@@ -326,12 +326,16 @@ def cmd_annotate(args) -> dict:
 
 def cmd_import_captions(args) -> dict:
     "Caption JSON in the paper's format -> a corpus folder."
-    from fusar_klip.hcot import official_corpus
+    from fusar_klip.hcot import FIELD, official_corpus
     check_writable(args.out)
     st = official_corpus(args.captions, args.out, args.chips)
     rep = st.get("parse", {})
     print(f"{st['records']} captions of {st['chips']} images -> {args.out / 'corpus.parquet'}; parse: "
           + ", ".join(f"{k} {v}" for k, v in rep.items() if not isinstance(v, (list, dict))))
+    if rep.get("unknown_fields"):
+        print("warning: sentences of fields the kit does not know were left out of the corpus: "
+              + ", ".join(f"{k} ({v})" for k, v in rep["unknown_fields"].items())
+              + f"; known fields: {', '.join(FIELD)}", file=sys.stderr)
     return st
 
 def parse_overrides(items:list) -> dict:

@@ -289,11 +289,20 @@ def pack_chips(chips_dir, # chip folder with manifest.parquet (made by `fusar-kl
     has_lc = "landcover_path" in man and man.landcover_path.notna().any()
     params = dict(version=PACK_VERSION, n=len(man), bands=bands, size=size, dtype=dtype, shard_size=shard_size,
                   shards=math.ceil(len(man) / shard_size), landcover=bool(has_lc), source=str(chips_dir.resolve()))
+    def shard_ok(f, shape) -> bool:           # a shard that exists is complete unless damaged afterwards
+        try: return np.load(f, mmap_mode="r").shape == shape
+        except (ValueError, OSError): return False
+    def shapes(k):
+        m = min(shard_size, len(man) - k * shard_size)
+        return (m, bands, size, size), (m, size, size)
     old = read_pack_meta(out_dir)
     if old is not None:
         if {k: old.get(k) for k in params} != params:
             raise SARInputError(out_dir / "pack.json", "this folder holds another pack", "choose a new --out folder")
-        return old
+        bad = [k for k in range(params["shards"]) if not shard_ok(out_dir / f"images_{k:05d}.npy", shapes(k)[0])
+               or (has_lc and not shard_ok(out_dir / f"landcover_{k:05d}.npy", shapes(k)[1]))]
+        if not bad: return old
+        (out_dir / "pack.json").unlink()        # damaged shards: write them again below, keep the good ones
     pfile = out_dir / ".params.json"       # the parameters of an unfinished pack: a resume must not mix two
     if pfile.exists() and json.loads(pfile.read_text()) != params:
         raise SARInputError(out_dir, "holds an unfinished pack made with other settings", "choose a new --out folder")
@@ -302,7 +311,8 @@ def pack_chips(chips_dir, # chip folder with manifest.parquet (made by `fusar-kl
     for k in range(params["shards"]):
         rows = man.iloc[k * shard_size:(k + 1) * shard_size].to_dict("records")
         f, flc = out_dir / f"images_{k:05d}.npy", out_dir / f"landcover_{k:05d}.npy"
-        if f.exists() and (not has_lc or flc.exists()):   # atomic writes: a shard that exists is complete
+        if shard_ok(f, shapes(k)[0]) and (not has_lc or shard_ok(flc, shapes(k)[1])) \
+           and (out_dir / f".err_{k:05d}.json").exists():   # atomic writes: a shard that reads is complete
             err = max(err, float(json.loads((out_dir / f".err_{k:05d}.json").read_text())["err"]))
             bar.update(len(rows)); continue
         with atomic_path(f) as tmp:

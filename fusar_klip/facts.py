@@ -14,7 +14,7 @@ import numpy as np
 try: import rasterio
 except ImportError: rasterio = None   # facts of packed chips need no GDAL; reading land-cover rasters does
 
-from .geo import SARInputError, SIM_LANDCOVER, WORLDCOVER, check_exists
+from .geo import SARFileNotFoundError, SARInputError, SIM_LANDCOVER, WORLDCOVER, check_exists
 from .geo import GAZETTEER
 
 # %% auto #0
@@ -34,8 +34,8 @@ def class_table(spec, source="<land cover>") -> dict:
     "A code -> name table from a name in CLASS_TABLES, a dict, or a raster's CLASSES tag (JSON)."
     if isinstance(spec, dict): return {int(k): v for k, v in spec.items()}
     if spec in CLASS_TABLES: return CLASS_TABLES[spec]
-    raise SARInputError(source, f"unknown land-cover class table {spec!r}",
-                        f"use one of {', '.join(CLASS_TABLES)} or pass a {{code: name}} dict")
+    raise SARInputError(source, f"unknown land-cover class table {spec!r} (its CLASSES tag, or --classes)",
+                        f"pass --classes {' or --classes '.join(CLASS_TABLES)} (a {{code: name}} dict in Python)")
 
 # %% ../nbs/02_facts.ipynb #09f1ecfd
 NINE_GRID = ("upper left", "upper middle", "upper right", "middle left", "center", "middle right",
@@ -143,7 +143,8 @@ def landcover_on_chip(path, # land-cover raster
     with src:
         if src.count != 1: raise SARInputError(path, f"land-cover layer has {src.count} bands, expected 1")
         tags = src.tags()
-        classes = json.loads(tags["CLASSES"]) if "CLASSES" in tags else None
+        try: classes = json.loads(tags["CLASSES"]) if "CLASSES" in tags else None
+        except json.JSONDecodeError: classes = tags["CLASSES"]     # not JSON: reported by class_table unless --classes says
         if src.crs is None: raise SARInputError(path, "land-cover layer has no CRS")
         same_grid = (src.crs == crs and np.allclose([src.transform.a, src.transform.e], [transform.a, transform.e]))
         if src.crs == crs and (src.width, src.height) == (size, size) and src.transform.almost_equals(transform):
@@ -197,7 +198,10 @@ class SceneTargets:
                  crs, # the scene's CRS (targets are reprojected to it)
                 ):
         import geopandas as gpd
-        self.path = check_exists(path)
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SARFileNotFoundError(self.path, "targets layer not found", "for a simulated world, rerun `fusar-klip "
+                                       "synth` into its folder (it re-makes damaged scenes); else pass another --world")
         try: gdf = gpd.read_file(self.path)
         except Exception as err: raise SARInputError(self.path, "not a vector layer geopandas can read", str(err)) from None
         if len(gdf) and "cls" not in gdf.columns:

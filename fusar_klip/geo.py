@@ -71,7 +71,9 @@ def inspect_raster(path, # raster file (GeoTIFF or anything GDAL reads)
             info = RasterInfo(path, src.width, src.height, src.count, src.dtypes[0], src.crs, src.transform,
                               src.nodata, _band_names(src), src.tags().get("RADIOMETRY", ""))
     except rasterio.errors.RasterioIOError as err:
-        raise SARInputError(path, "not a raster GDAL can read", str(err).split(":")[-1].strip()) from None
+        raise SARInputError(path, f"not a raster GDAL can read ({str(err).split(':')[-1].strip()})",
+                            "it may be truncated or corrupt: copy it again (for a simulated world, rerun "
+                            "`fusar-klip synth` into its folder)") from None
     if require_crs and info.crs is None:
         raise SARInputError(path, "has no CRS (coordinate reference system)",
                             "geo-reference it first, e.g. gdal_edit.py -a_srs EPSG:32631 FILE")

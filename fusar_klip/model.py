@@ -276,7 +276,8 @@ class KlipModel(nn.Module):
         mt = d.get("model_type") if isinstance(d, dict) else None
         if mt != "fusar-klip":
             raise SARInputError(cfg_file, f"not a fusar-klip model (model_type {mt!r})",
-                                "use load_blip_checkpoint for transformers BLIP checkpoints")
+                                "for a Hugging Face BLIP / CLIP folder use --checkpoint hf:PATH "
+                                "(KlipModel.load_blip_checkpoint in Python)")
         if not weights.is_file(): raise SARFileNotFoundError(weights, "file not found: the model folder is incomplete", redo)
         try: cfg = KlipConfig.from_dict(d)
         except (ValueError, TypeError) as err: raise SARInputError(cfg_file, f"bad model config: {err}", redo) from None

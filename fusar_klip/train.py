@@ -335,6 +335,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
     if not data.is_dir() and not (cfg.chips and cfg.corpus):
         raise SARInputError(data, "training data folder not found" if not data.exists() else "data is not a folder",
                             "set data to a folder with chips/ (from `fusar-klip tile`) and hcot/ (from `fusar-klip annotate`)")
+    if cfg.chips: tile = f"check the chips setting ({cfg.chips}): a folder from `fusar-klip tile` or `fusar-klip pack`"
     if not (chips / "manifest.parquet").is_file(): raise SARInputError(chips / "manifest.parquet", "chip manifest not found", tile)
     if not (corpus_dir / "corpus.parquet").is_file(): raise SARInputError(corpus_dir / "corpus.parquet", "corpus not found", annotate)
     man = _read(chips / "manifest.parquet", "chip manifest", lambda: read_manifest(chips / "manifest.parquet"), tile)

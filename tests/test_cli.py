@@ -62,6 +62,10 @@ def test_import_captions_and_official_style(tmp_path):
     r = run_cli("import-captions", fixture, "--out", tmp_path / "imp")
     assert r.returncode == 0 and "sentences 80" in r.stdout and "unmatched 1" in r.stdout, r.stdout + r.stderr
     assert (tmp_path / "imp" / "corpus.parquet").exists()
+    (tmp_path / "misc.json").write_text(json.dumps([{"image_id": "a.tif", "Water": "Water presence: mainly water.",
+                                                      "Misc": "A sentence of a field the kit does not know."}]))
+    r = run_cli("import-captions", tmp_path / "misc.json", "--out", tmp_path / "imp3")
+    assert r.returncode == 0 and "left out of the corpus: Misc (1)" in r.stderr, r.stdout + r.stderr
     r = run_cli("import-captions", tmp_path / "nope.json", "--out", tmp_path / "imp2")
     assert r.returncode == 2 and "nope.json" in r.stderr, r.stderr
     r = run_cli("demo", "--world", "micro", "--out", tmp_path / "w", "--workers", "1", "--train-steps", "0")
