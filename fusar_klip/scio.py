@@ -19,12 +19,14 @@ from .hcot import FIELD, HCoT, Clause, PLURAL
 from .core import SARInputError
 
 # %% auto #0
-__all__ = ['ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
-           'clause_keyword_scores', 'keyword_scores', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder',
-           'clean_records', 'wrong_clauses', 'error_rate', 'score_round', 'proofread_corpus', 'write_version',
-           'read_version']
+__all__ = ['SOURCES', 'ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
+           'clause_keyword_scores', 'keyword_scores', 'is_template', 'PhraseBank', 'clause_candidates',
+           'candidate_scores', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder', 'clean_records',
+           'wrong_clauses', 'error_rate', 'score_round', 'proofread_corpus', 'write_version', 'read_version']
 
 # %% ../nbs/07_scio.ipynb #bbb571f0
+SOURCES = ("closed", "corpus", "generated") # where proofreading candidates come from (ScioConfig.candidates)
+
 @dataclass
 class ScioConfig:
     "SCIO settings: phase fractions of each round's training, screening margins, proofreading candidates."
@@ -41,8 +43,25 @@ class ScioConfig:
     decoder_margin: float = 1.0 # 'decoder': flag a clause when the decoder's best keyword beats the current one by this many nats
     min_agreement: float = 0.5 # 'decoder', whole corpus: correct only fields whose keywords the decoder reproduces at least this often
     corpus_variants: int = 0 # 'decoder', whole corpus: clauses checked per caption each round, at random (0 = all)
+    candidates: str = "closed" # proofreading candidates, sources in order, comma-separated: 'closed' (the field's list, template clauses only), 'corpus' (the field's phrases in the corpus), 'generated' (the decoder's own span)
+    corpus_top_k: int = 16 # 'corpus': phrases scored in full per clause (picked by the decoder's score of their first tokens)
+    prerank_tokens: int = 3 # 'corpus': tokens of each phrase that the cheap pre-rank reads
+    generate_max_tokens: int = 16 # 'generated': the longest span the decoder may write
+    length_norm: str = "auto" # compare candidates by 'sum' of token log-likelihoods, 'mean' per token, or 'auto': sum on template clauses, mean on phrases
+
+    @property
+    def sources(self) -> tuple: return tuple(self.candidates.split(","))
 
     def __post_init__(self):
+        if not isinstance(self.candidates, str): self.candidates = ",".join(self.candidates)
+        self.candidates = ",".join(s.strip() for s in self.candidates.split(","))
+        src = self.sources
+        if not set(src) <= set(SOURCES) or len(set(src)) != len(src):
+            raise ValueError(f"SCIO candidates must be distinct sources from {', '.join(SOURCES)} (comma-separated); got {self.candidates!r}")
+        if self.corpus_top_k < 1 or self.prerank_tokens < 1 or self.generate_max_tokens < 1:
+            raise ValueError("SCIO corpus_top_k, prerank_tokens and generate_max_tokens must be at least 1")
+        if self.length_norm not in ("auto", "sum", "mean"):
+            raise ValueError(f"SCIO length_norm must be 'auto', 'sum' or 'mean', got {self.length_norm!r}")
         self.phases = tuple(float(x) for x in self.phases)
         if len(self.phases) != 3 or any(x < 0 for x in self.phases) or abs(sum(self.phases) - 1) > 1e-6:
             raise ValueError(f"SCIO phases must be three non-negative fractions summing to 1 (A, B, C); got {self.phases}")
@@ -78,6 +97,7 @@ class ClauseScore(NamedTuple):
     margin: float # logp(best) - logp(keyword), in nats
     logp_old: float|None
     logp_best: float
+    source: str = "closed" # where `best` came from: 'closed', 'corpus', 'generated' or 'original' (the keyword itself)
 
 @dataclass
 class ScreenResult:
@@ -91,9 +111,11 @@ class ScreenResult:
 
 @torch.no_grad()
 def screen(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig, max_len:int=180,
-           rng:random.Random|None=None, chunk:int=256) -> ScreenResult:
+           rng:random.Random|None=None, chunk:int=256,
+           bank=None, # 'decoder' screening with 'corpus' candidates: the corpus's PhraseBank (default: that of `records`)
+          ) -> ScreenResult:
     "Leave-one-clause-out screening of a batch with calibrated ITC + ITM criteria, in batched passes."
-    if cfg.screen == "decoder": return screen_decoder(model, image_embeds, records, tok, cfg, rng)
+    if cfg.screen == "decoder": return screen_decoder(model, image_embeds, records, tok, cfg, rng, bank=bank)
     B = len(records)
     var, owner, left = leave_one_out(records, cfg.max_variants, cfg.min_clauses, rng)
     allrec = list(records) + var
@@ -168,24 +190,21 @@ def _token_ids(tok, texts:list, cache:dict) -> list:
     if todo: cache.update(zip(todo, tok(todo, add_special_tokens=False)["input_ids"]))
     return [cache[t] for t in texts]
 
-@torch.no_grad()
-def clause_keyword_scores(model, image_embeds, # (B, N, D) image tokens
-                          records:list, # B HCoT records
-                          clause_lists:list, # per record, the clauses to score
-                          tok, candidates:list|None=None, # per record and listed clause: candidates (default: the field's)
-                          max_tokens:int=8192, # packed tokens per forward
-                         ) -> list:
-    """Decoder log-likelihood of each candidate keyword in each listed clause, with the keyword masked: per record, one
-    {candidate: log-likelihood} per listed clause.
+def _max_positions(model) -> int:
+    "How many positions the decoder has (a stand-in model without a position table: no limit)."
+    try: return int(model.text_decoder.config.max_position_embeddings)
+    except AttributeError: return 1 << 30
 
-    The decoder is causal, so a keyword's likelihood depends only on the text before it. Each caption becomes one packed
-    row: its own tokens, whose logits score the first token of every candidate of every clause, then one run of [MASK]
-    tokens per (clause, candidate length) for the later tokens of longer candidates. A run sees only its clause's
-    prefix and itself (a block attention mask, positions continuing the prefix), exactly as if it were its own
-    sequence. A prefix that tokenises differently from the caption's start gets a row of its own."""
-    cls, msk, cache = tok.cls_token_id, tok.mask_token_id, {}
-    rows, owner, reads = [], [], []    # rows: [ids, positions, lim, group]; reads: (record, clause#, cand, row, positions, tokens)
-    out = [[{} for _ in cl] for cl in clause_lists]
+def _pack(records:list, clause_lists:list, tok, run_lens:list, cache:dict, max_pos:int=1 << 30) -> tuple:
+    """Packed rows to read keyword spans from. Each caption is one row of its own tokens, plus, per listed clause, one run
+    of `run_lens[b][j] - 1` [MASK]s that sees only the clause's prefix and itself (a block attention mask, positions
+    continuing the prefix). A prefix that tokenises differently from the caption's start gets a row of its own.
+    Returns (rows, owner, slots): rows are [ids, positions, lim, group]; slots[b][j] is (row, the positions whose
+    logits predict the span's tokens 1, 2, ...) -- or None for a clause with nothing to read or too far along the
+    caption for the decoder's `max_pos` positions."""
+    cls, msk = tok.cls_token_id, tok.mask_token_id
+    rows, owner = [], []
+    slots = [[None] * len(cl) for cl in clause_lists]
     def new_row(b, base):
         n = len(base) + 1
         rows.append([[cls] + list(base), list(range(n)), list(range(n)), [-1] * n]); owner.append(b); return len(rows) - 1
@@ -193,24 +212,21 @@ def clause_keyword_scores(model, image_embeds, # (B, N, D) image tokens
         if not cl: continue
         spans = r.spans()                 # (field, start, end, keyword) in caption coordinates
         full, *pres = _token_ids(tok, [r.caption] + [r.caption[:spans[ci][1]] for ci in cl], cache)
-        shared = [len(p) for p in pres if full[:len(p)] == p]
+        use = [n >= 1 and len(p) + n <= max_pos for p, n in zip(pres, run_lens[b])]
+        shared = [len(p) for p, u in zip(pres, use) if u and full[:len(p)] == p]
         main = new_row(b, full[:max(shared)]) if shared else None
-        for j, (ci, pre) in enumerate(zip(cl, pres)):
+        for j, (pre, n) in enumerate(zip(pres, run_lens[b])):
+            if not use[j]: continue
             ri = main if full[:len(pre)] == pre else new_row(b, pre)
             ids, pos, lim, grp = rows[ri]
-            p = len(pre)                  # the prefix's last token ([CLS] when empty) predicts the keyword's first token
-            cands = candidates[b][j] if candidates else field_candidates(r.clauses[ci].field)
-            by_len = {}
-            for k, kid in zip(cands, _token_ids(tok, list(cands), cache)):
-                if kid: by_len.setdefault(len(kid), []).append((k, kid))
-            for n, group in by_len.items():
-                g0 = len(ids)             # this run's [MASK]s sit at g0 .. g0 + n - 2, positions p + 1 .. p + n - 1
-                ids += [msk] * (n - 1); pos += range(p + 1, p + n); lim += [p] * (n - 1); grp += [g0] * (n - 1)
-                for k, kid in group: reads.append((b, j, k, ri, [p] + list(range(g0, g0 + n - 1)), kid))
-    if not reads: return out
-    by_row = {}
-    for x in reads: by_row.setdefault(x[3], []).append(x)
-    order = sorted(by_row, key=lambda i: len(rows[i][0]))
+            p, g0 = len(pre), len(ids)    # the prefix's last token ([CLS] when empty) predicts the span's first token;
+            ids += [msk] * (n - 1); pos += range(p + 1, p + n); lim += [p] * (n - 1); grp += [g0] * (n - 1)
+            slots[b][j] = (ri, [p] + list(range(g0, g0 + n - 1)))    # the run's [MASK]s predict the later ones
+    return rows, owner, slots
+
+def _packed_logits(model, image_embeds, rows:list, owner:list, row_ids, max_tokens:int=8192):
+    "Decoder logits of the packed rows `row_ids`, a few rows per forward: yields (rows of the forward, logits (R, L, V))."
+    order = sorted(set(row_ids), key=lambda i: len(rows[i][0]))
     dev, dt = image_embeds.device, image_embeds.dtype
     s = 0
     while s < len(order):
@@ -226,14 +242,47 @@ def clause_keyword_scores(model, image_embeds, # (B, N, D) image tokens
         ok = ((grp[:, None, :] == -1) & (ar[None, None, :] <= lim[:, :, None])) | \
              ((grp[:, None, :] == grp[:, :, None]) & (ar[None, None, :] <= ar[None, :, None]))
         mask = torch.zeros(R, 1, L, L, dtype=dt, device=dev).masked_fill(~ok[:, None], torch.finfo(dt).min)
-        logits = model.decoder_logits(image_embeds[torch.tensor([owner[ri] for ri in part], device=dev)], ids, mask,
-                                      position_ids=pos)
-        V = logits.shape[-1]
+        yield part, model.decoder_logits(image_embeds[torch.tensor([owner[ri] for ri in part], device=dev)], ids, mask,
+                                         position_ids=pos)
+
+@torch.no_grad()
+def clause_keyword_scores(model, image_embeds, # (B, N, D) image tokens
+                          records:list, # B HCoT records
+                          clause_lists:list, # per record, the clauses to score
+                          tok, candidates:list|None=None, # per record and listed clause: candidates (default: the field's)
+                          max_tokens:int=8192, # packed tokens per forward
+                         ) -> list:
+    """Decoder log-likelihood of each candidate keyword in each listed clause, with the keyword masked: per record, one
+    {candidate: log-likelihood} per listed clause. Candidates may be any number of tokens long.
+
+    The decoder is causal, so a keyword's likelihood depends only on the text before it. Each caption becomes one packed
+    row (`_pack`): its own tokens, whose logits score the first token of every candidate of every clause, then one run
+    of [MASK] tokens per clause, as long as its longest candidate less one, for the later tokens. A run sees only its
+    clause's prefix and itself, exactly as if it were its own sequence -- and, the decoder being causal, its j-th
+    [MASK] does not see how long the run is, so one run serves candidates of every length."""
+    cache = {}
+    out = [[{} for _ in cl] for cl in clause_lists]
+    cands, run_lens = [], []
+    for b, (r, cl) in enumerate(zip(records, clause_lists)):
+        cb = []
+        for j, ci in enumerate(cl):
+            ks = candidates[b][j] if candidates else field_candidates(r.clauses[ci].field)
+            cb.append([(k, kid) for k, kid in zip(ks, _token_ids(tok, list(ks), cache)) if kid])
+        cands.append(cb); run_lens.append([max((len(kid) for _, kid in c), default=0) for c in cb])
+    rows, owner, slots = _pack(records, clause_lists, tok, run_lens, cache, _max_positions(model))
+    by_row = {}
+    for b, sb in enumerate(slots):
+        for j, sl in enumerate(sb):
+            if sl is not None: by_row.setdefault(sl[0], []).extend((b, j, k, sl[1][:len(kid)], kid) for k, kid in cands[b][j])
+    if not by_row: return out
+    dev = image_embeds.device
+    for part, logits in _packed_logits(model, image_embeds, rows, owner, by_row, max_tokens):
+        L, V = logits.shape[1], logits.shape[-1]
         flat = logits.reshape(-1, V)
         rr, pp, tt, cc, owners = [], [], [], [], []
         for i, ri in enumerate(part):
             for x in by_row[ri]:
-                rr += [i] * len(x[5]); pp += x[4]; tt += x[5]; cc += [len(owners)] * len(x[5]); owners.append(x)
+                rr += [i] * len(x[4]); pp += x[3]; tt += x[4]; cc += [len(owners)] * len(x[4]); owners.append(x)
         key = torch.tensor(rr, device=dev) * L + torch.tensor(pp, device=dev)
         uk, inv = torch.unique(key, return_inverse=True)
         lse = flat[uk].float().logsumexp(-1)
@@ -249,28 +298,234 @@ def keyword_scores(model, image_embeds, records:list, clause_idx:list, tok, cand
     cands = [[candidates[b]] if ci >= 0 else [] for b, ci in enumerate(clause_idx)] if candidates else None
     return [x[0] if x else {} for x in clause_keyword_scores(model, image_embeds, records, lists, tok, cands)]
 
+# %% ../nbs/07_scio.ipynb #f7d6c1ae
+def is_template(c:Clause) -> bool:
+    "Whether a clause is one of our phrasings with its keyword in the slot -- the only clauses a field's closed list fits."
+    fd = FIELD.get(c.field)
+    return fd is not None and any(t.index("{}") == c.start and t.format(c.keyword) == c.text for t in fd.phrasings)
+
+def _phrase(text:str) -> str:
+    "A keyword with its whitespace collapsed (how the bank stores it)."
+    return " ".join(str(text).split())
+
+class PhraseBank:
+    "The distinct keywords of each field in a corpus, most frequent first: proofreading's open-vocabulary candidates."
+    def __init__(self, counts:dict|None=None):
+        self.counts = counts or {}       # (field, template clause?) -> Counter of keywords
+        self.cache, self._sorted, self._mat = {}, {}, {}     # token ids, sorted phrases, pre-rank matrices
+    @classmethod
+    def from_records(cls, records:list) -> "PhraseBank":
+        "The bank of a corpus version; keywords of template clauses and of phrase clauses are kept apart."
+        from collections import Counter
+        counts = {}
+        for r in records:
+            for c in r.clauses:
+                if _phrase(c.keyword): counts.setdefault((c.field, is_template(c)), Counter())[_phrase(c.keyword)] += 1
+        return cls(counts)
+    def phrases(self, field_name:str, template:bool=False) -> list:
+        "The field's keywords, by frequency (ties alphabetical)."
+        key = (field_name, template)
+        if key not in self._sorted:
+            cnt = self.counts.get(key, {})
+            self._sorted[key] = sorted(cnt, key=lambda k: (-cnt[k], k))
+        return self._sorted[key]
+    def token_matrix(self, field_name:str, template:bool, tok, m:int, device="cpu") -> tuple:
+        "The first m token ids of each of the field's phrases, padded, and which of them are real (cached; one tokenizer per bank)."
+        key = (field_name, template, m, str(device))
+        if key not in self._mat:
+            t, ok = _pad(_token_ids(tok, self.phrases(field_name, template), self.cache), m)
+            self._mat[key] = (t.to(device), ok.to(device))
+        return self._mat[key]
+    def __len__(self): return sum(len(c) for c in self.counts.values())
+    def __repr__(self): return f"PhraseBank({len(self)} phrases in {len(self.counts)} fields)"
+
+def _stop_ids(tok) -> set:
+    "Tokens that end a keyword span: the clause end ('.', '$'), [SEP] and the other special tokens."
+    ids = set(tok.all_special_ids)
+    for t in (".", "$"):
+        i = tok.convert_tokens_to_ids(t)
+        if i is not None and i != tok.unk_token_id: ids.add(i)
+    return ids
+
+def _span_text(tok, ids:list, like:str) -> str:
+    "Generated tokens as text: decoded, then tidied (hyphens, brackets, a capital as in `like`) where the tokens stay the same."
+    text = tok.decode(ids, skip_special_tokens=True).strip()
+    tidy = re.sub(r"\s*([-/'])\s*", r"\1", text)
+    tidy = re.sub(r"\(\s+", "(", re.sub(r"\s+([%),.;:])", r"\1", tidy))
+    if like[:1].isupper(): tidy = tidy[:1].upper() + tidy[1:]
+    return tidy if tok(tidy, add_special_tokens=False)["input_ids"] == list(ids) else text
+
+@torch.no_grad()
+def _probe(model, image_embeds, records:list, clause_lists:list, tok, n:int, use, max_tokens:int=8192, cache=None):
+    """Log-probabilities (n, V) of the first n tokens of each listed clause's masked keyword span, read off the packed
+    rows of `clause_keyword_scores`; `use(b, j, logp)` gets each clause's. Position j's distribution does not depend on
+    the tokens before it (they are [MASK]s), so the argmax of each row is the decoder's greedy span."""
+    cache = {} if cache is None else cache
+    rows, owner, slots = _pack(records, clause_lists, tok, [[n] * len(cl) for cl in clause_lists], cache, _max_positions(model))
+    by_row = {}
+    for b, sb in enumerate(slots):
+        for j, sl in enumerate(sb):
+            if sl is not None: by_row.setdefault(sl[0], []).append((b, j, sl[1]))
+    for part, logits in _packed_logits(model, image_embeds, rows, owner, by_row, max_tokens):
+        for i, ri in enumerate(part):
+            for b, j, pos in by_row[ri]: use(b, j, logits[i, pos].float().log_softmax(-1))
+
+def _pad(ids:list, m:int) -> tuple:
+    "Token sequences cut to m tokens and padded: (ids (K, m), which are real (K, m))."
+    t, ok = torch.zeros(len(ids), m, dtype=torch.long), torch.zeros(len(ids), m, dtype=torch.bool)
+    for i, x in enumerate(ids):
+        x = x[:m]; t[i, :len(x)] = torch.tensor(x, dtype=torch.long); ok[i, :len(x)] = True
+    return t, ok
+
+def _seq_logp(logp:torch.Tensor, t:torch.Tensor, ok:torch.Tensor) -> torch.Tensor:
+    "Log-probability of each token sequence `t` (K, m; real where `ok`) under the rows of `logp` (>= m, V)."
+    t, ok = t.to(logp.device), ok.to(logp.device)
+    v = logp[torch.arange(t.shape[1], device=logp.device)[None], t]
+    return torch.where(ok, v, torch.zeros_like(v)).sum(1)
+
+def _prerank(logp:torch.Tensor, t:torch.Tensor, ok:torch.Tensor, top_k:int) -> list:
+    "Indices of the top_k token sequences `t` (K, m; real where `ok`) by their mean log-probability under `logp`."
+    n = ok.sum(1).to(logp.device)
+    s = (_seq_logp(logp, t, ok) / n.clamp(min=1)).masked_fill(n == 0, -math.inf)
+    return s.topk(min(top_k, len(s))).indices.tolist()
+
+def _greedy(logp:torch.Tensor, stop:set, first_ban:list) -> list:
+    "The decoder's greedy span: the argmax of each row up to the first stop token (the first is a word, never a stop)."
+    lp = logp.clone(); lp[0, first_ban] = -math.inf
+    ids = []
+    for t in lp.argmax(-1).tolist():
+        if t in stop: break
+        ids.append(t)
+    return ids
+
+@torch.no_grad()
+def _gather(model, image_embeds, records:list, clause_lists:list, tok, cfg:ScioConfig, bank:PhraseBank|None=None,
+            score:bool=False) -> tuple:
+    """(candidates, scores read on the way): per record and listed clause, {candidate: source} (`clause_candidates`)
+    and, with `score`, the log-likelihood of each candidate that the probe pass already covers (at most as many
+    tokens as it read; {} where there was no probe pass)."""
+    srcs, gen = cfg.sources, "generated" in cfg.sources
+    if "corpus" in srcs and bank is None: bank = PhraseBank.from_records(records)
+    cache = bank.cache if bank is not None else {}
+    cands = [[{} for _ in cl] for cl in clause_lists]
+    raw = [[{} for _ in cl] for cl in clause_lists]
+    plans, probe = {}, []                 # plan: (source, texts | (field, template) to pre-rank | None to generate)
+    for b, (r, cl) in enumerate(zip(records, clause_lists)):
+        for j, ci in enumerate(cl):
+            c = r.clauses[ci]; tpl = is_template(c)
+            plan = [] if srcs == ("closed",) else [("original", [c.keyword])]
+            for s in srcs:
+                if s == "closed": plan.append((s, field_candidates(c.field) if tpl else []))
+                elif s == "generated": plan.append((s, None))
+                else:
+                    ph = bank.phrases(c.field, tpl)
+                    plan.append((s, (c.field, tpl) if len(ph) > cfg.corpus_top_k else ph))
+            plans[(b, j)] = plan
+            if any(not isinstance(x, list) for _, x in plan): probe.append((b, j))
+    if probe: stop = _stop_ids(tok); first_ban = list(stop) + [i for t, i in tok.get_vocab().items() if t.startswith("##")]
+    def fill(b, j, logp=None):
+        d, seen = cands[b][j], set()
+        for s, x in plans.pop((b, j)):
+            if isinstance(x, tuple):      # too many phrases: those whose first tokens the decoder likes best
+                if logp is None: continue
+                ph = bank.phrases(*x)
+                x = [ph[i] for i in _prerank(logp[:cfg.prerank_tokens], *bank.token_matrix(*x, tok, cfg.prerank_tokens, logp.device),
+                                             cfg.corpus_top_k)]
+            elif x is None:               # the decoder's own span
+                if logp is None: continue
+                g = _greedy(logp[:cfg.generate_max_tokens], stop, first_ban)
+                x = [_span_text(tok, g, records[b].clauses[clause_lists[b][j]].keyword)] if g else []
+            for k, kid in zip(x, _token_ids(tok, list(x), cache)):
+                if kid and k not in d and (s == "closed" or tuple(kid) not in seen): d[k] = s; seen.add(tuple(kid))
+        if score and logp is not None:    # what the probe read covers needs no second pass
+            ks = [k for k, kid in zip(d, _token_ids(tok, list(d), cache)) if len(kid) <= logp.shape[0]]
+            if ks: raw[b][j] = dict(zip(ks, _seq_logp(logp, *_pad(_token_ids(tok, ks, cache), logp.shape[0])).tolist()))
+    if probe:
+        n = max(cfg.generate_max_tokens if gen else 0,
+                cfg.prerank_tokens if any(isinstance(x, tuple) for p in plans.values() for _, x in p) else 0)
+        lists = [[] for _ in records]; back = [[] for _ in records]
+        for b, j in probe: lists[b].append(clause_lists[b][j]); back[b].append(j)
+        _probe(model, image_embeds, records, lists, tok, n, lambda b, jj, logp: fill(b, back[b][jj], logp), cache=cache)
+    for b, j in list(plans): fill(b, j)   # no probe pass (or too far along the caption for one)
+    return cands, raw
+
+@torch.no_grad()
+def clause_candidates(model, image_embeds, records:list, clause_lists:list, tok, cfg:ScioConfig,
+                      bank:PhraseBank|None=None, # the corpus's phrases ('corpus'); default: those of `records`
+                     ) -> list:
+    """Per record and listed clause, the candidates to score: {candidate: source}, from `cfg.sources` in order --
+    'closed' (the field's list, on template clauses only), 'corpus' (the field's phrases in `bank`; when there are more
+    than `corpus_top_k`, those whose first `prerank_tokens` tokens the decoder likes best), 'generated' (the decoder's
+    greedy span, at most `generate_max_tokens` tokens, to the clause end) -- and, first, the current keyword
+    ('original') whenever an open source is on. A candidate with the same tokens as an earlier one is left out."""
+    return _gather(model, image_embeds, records, clause_lists, tok, cfg, bank)[0]
+
+def _norm(cfg:ScioConfig, c:Clause) -> str:
+    "How candidates of a clause are compared: 'sum' of token log-likelihoods, or 'mean' per token."
+    return cfg.length_norm if cfg.length_norm != "auto" else "sum" if is_template(c) else "mean"
+
+@torch.no_grad()
+def candidate_scores(model, image_embeds, records:list, clause_lists:list, tok, cfg:ScioConfig,
+                     bank:PhraseBank|None=None) -> list:
+    """Per record and listed clause: ({candidate: score}, {candidate: source}), in the candidates' order. The score is
+    the log-likelihood of `clause_keyword_scores` -- per token on a clause `_norm` says to compare by 'mean'. Candidates
+    no longer than the probe pass (pre-rank, generation) read are scored off its logits, the same packed rows; the
+    others in one more `clause_keyword_scores` pass."""
+    cands, raw = _gather(model, image_embeds, records, clause_lists, tok, cfg, bank, score=True)
+    rest = [[[k for k in d if k not in raw[b][j]] for j, d in enumerate(cb)] for b, cb in enumerate(cands)]
+    if any(x for rb in rest for x in rb):
+        more = clause_keyword_scores(model, image_embeds, records, clause_lists, tok, rest)
+        for b, mb in enumerate(more):
+            for j, m in enumerate(mb): raw[b][j].update(m)
+    cache = bank.cache if bank is not None else {}
+    out = []
+    for b, (r, cl) in enumerate(zip(records, clause_lists)):
+        ob = []
+        for j, ci in enumerate(cl):
+            s = {k: raw[b][j][k] for k in cands[b][j] if k in raw[b][j]}
+            if _norm(cfg, r.clauses[ci]) == "mean" and s:
+                s = {k: v / len(kid) for (k, v), kid in zip(s.items(), _token_ids(tok, list(s), cache))}
+            ob.append((s, cands[b][j]))
+        out.append(ob)
+    return out
+
+# %% ../nbs/07_scio.ipynb #88d7e83c
+def _has_candidates(c:Clause, cfg:ScioConfig, bank:PhraseBank|None) -> bool:
+    "Whether one of the candidate sources can offer a clause something other than its keyword."
+    tpl = is_template(c)
+    for s in cfg.sources:
+        if s == "generated" or (s == "closed" and tpl and field_candidates(c.field)): return True
+        if s == "corpus" and any(p != _phrase(c.keyword) for p in bank.phrases(c.field, tpl)[:2]): return True
+    return False
+
+def _winner_source(best:str, c:Clause, sources:dict) -> str:
+    "Where the winning candidate came from ('original': the clause's own keyword)."
+    return "original" if best == c.keyword else sources.get(best, "closed")
+
 @torch.no_grad()
 def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig,
-                   rng:random.Random|None=None, fields:set|None=None) -> ScreenResult:
+                   rng:random.Random|None=None, fields:set|None=None, bank:PhraseBank|None=None) -> ScreenResult:
     """Self-consistency screening: mask each clause's keyword (all, or `max_variants` at random; only `fields` if
-    given), let the decoder score the field's candidates, and flag the clause whose best alternative beats its current
-    keyword by the largest margin -- if that margin reaches `decoder_margin`."""
+    given), let the decoder score the candidates (`candidate_scores`), and flag the clause whose best alternative beats
+    its current keyword by the largest margin -- if that margin reaches `decoder_margin`."""
     B = len(records)
+    if "corpus" in cfg.sources and bank is None: bank = PhraseBank.from_records(records)
     lists = []
     for b, r in enumerate(records):
-        idx = [i for i, c in enumerate(r.clauses) if field_candidates(c.field) and (fields is None or c.field in fields)]
+        idx = [i for i, c in enumerate(r.clauses) if (fields is None or c.field in fields) and _has_candidates(c, cfg, bank)]
         if len(r.clauses) < cfg.min_clauses: idx = []
         if cfg.max_variants and len(idx) > cfg.max_variants: idx = sorted((rng or random.Random(0)).sample(idx, cfg.max_variants))
         lists.append(idx)
-    sc = clause_keyword_scores(model, image_embeds, records, lists, tok)
+    sc = candidate_scores(model, image_embeds, records, lists, tok, cfg, bank)
     flagged, best_kw, margins, info = [-1] * B, [None] * B, [0.0] * B, [[] for _ in range(B)]
-    for b, i, s in ((b, i, s) for b, idx in enumerate(lists) for i, s in zip(idx, sc[b])):
+    for b, i, (s, src) in ((b, i, x) for b, idx in enumerate(lists) for i, x in zip(idx, sc[b])):
         if not s: continue
         c = records[b].clauses[i]
         best = max(s, key=s.get)
         old = s.get(c.keyword, -math.inf)
         m = s[best] - old if math.isfinite(old) else math.inf
-        info[b].append(ClauseScore(i, c.field, c.keyword, best, m, old if math.isfinite(old) else None, s[best]))
+        info[b].append(ClauseScore(i, c.field, c.keyword, best, m, old if math.isfinite(old) else None, s[best],
+                                   _winner_source(best, c, src)))
         if best != c.keyword and m >= cfg.decoder_margin and m > margins[b]:
             flagged[b], best_kw[b], margins[b] = i, best, m
     return ScreenResult(flagged, [0.0] * B, [0.0] * B, [float("nan")] * B, best_kw, info)
@@ -287,8 +542,9 @@ class Correction:
     new: str|None
     d_itm: float
     d_sim: float
-    logp_old: float|None
+    logp_old: float|None # the scores candidates were compared by: log-likelihood, per token on phrase clauses
     logp_new: float|None
+    source: str = "" # where the new keyword came from: 'closed', 'corpus', 'generated' or 'original' (dropped)
 
 def _with_keyword(r:HCoT, ci:int, keyword:str) -> HCoT:
     "The record with clause `ci`'s keyword replaced."
@@ -297,9 +553,12 @@ def _with_keyword(r:HCoT, ci:int, keyword:str) -> HCoT:
 def _apply_score(r:HCoT, cs:ClauseScore) -> tuple:
     "(corrected record, its Correction) from a decoder-screening score."
     return (_with_keyword(r, cs.clause, cs.best),
-            Correction(r.chip_id, r.variant, cs.clause, cs.field, "corrected", cs.keyword, cs.best, 0.0, 0.0, cs.logp_old, cs.logp_best))
+            Correction(r.chip_id, r.variant, cs.clause, cs.field, "corrected", cs.keyword, cs.best, 0.0, 0.0, cs.logp_old,
+                       cs.logp_best, cs.source))
 
-def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg:ScioConfig|None=None) -> tuple:
+def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg:ScioConfig|None=None,
+              bank:PhraseBank|None=None, # 'corpus' candidates: the corpus's phrases (default: those of `records`)
+             ) -> tuple:
     "Correct (or drop) each flagged clause; return (new records, list of Correction)."
     cfg = cfg or ScioConfig()
     flagged = screened.flagged
@@ -310,13 +569,13 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
             if cs is None or cs.margin < cfg.correct_margin: out.append(r); continue
             new, corr = _apply_score(r, cs); out.append(new); log.append(corr)
         return out, log
-    scores = keyword_scores(model, image_embeds, records, flagged, tok)
+    scores = candidate_scores(model, image_embeds, records, [[ci] if ci >= 0 else [] for ci in flagged], tok, cfg, bank)
     out, log = [], []
     for b, r in enumerate(records):
         ci = flagged[b]
         if ci < 0: out.append(r); continue
         c = r.clauses[ci]
-        sc = scores[b]
+        sc, src = scores[b][0]
         if not sc: out.append(r); continue
         best = max(sc, key=sc.get)
         base = dict(chip_id=r.chip_id, variant=r.variant, clause=ci, field=c.field, old=c.keyword,
@@ -325,11 +584,11 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
         if best == c.keyword:
             if not cfg.drop_confirmed: out.append(r); continue
             out.append(HCoT(r.chip_id, r.variant, r.clauses[:ci] + r.clauses[ci + 1:], r.backend, r.l5))
-            log.append(Correction(**base, action="dropped", new=None, logp_new=None))
+            log.append(Correction(**base, action="dropped", new=None, logp_new=None, source="original"))
         elif sc[best] - old_lp < cfg.correct_margin: out.append(r)        # not sure enough: leave the clause
         else:
             out.append(_with_keyword(r, ci, best))
-            log.append(Correction(**base, action="corrected", new=best, logp_new=sc[best]))
+            log.append(Correction(**base, action="corrected", new=best, logp_new=sc[best], source=_winner_source(best, c, src)))
     return out, log
 
 # %% ../nbs/07_scio.ipynb #58459511
@@ -342,11 +601,13 @@ class OracleDecoder(OracleScorer):
         V = len(self.tok)
         lg = torch.zeros(*ids.shape, V)
         pos = position_ids if position_ids is not None else torch.arange(ids.shape[1]).expand(ids.shape)
+        packed = att.dim() == 4                          # a block mask: a run goes on where a [MASK] sees the one before
         for b in range(ids.shape[0]):
             want, j = self.true_tokens[int(emb[b, 0, 4])], 0
             for p in range(ids.shape[1]):
                 if ids[b, p] != self.tok.mask_token_id: j = 0
-                elif p > 0 and ids[b, p - 1] == self.tok.mask_token_id and pos[b, p] == pos[b, p - 1] + 1: j += 1
+                elif p > 0 and ids[b, p - 1] == self.tok.mask_token_id and pos[b, p] == pos[b, p - 1] + 1 and \
+                     (not packed or att[b, 0, p, p - 1] == 0): j += 1
                 else: j = 1                               # a new run of [MASK]s
                 if j < len(want): lg[b, p, want[j]] = 20.0
         return lg
@@ -400,10 +661,13 @@ def score_round(before:list, flagged:list, after:list, truths:dict) -> dict:
 def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max_len:int=180, seed:int=0,
                      device="cpu", progress:bool=True,
                      stats:dict|None=None, # filled with the decoder's per-field agreement ('decoder' screening)
+                     bank:PhraseBank|None=None, # 'corpus' candidates: the phrases to offer (default: the dataset's records')
                     ) -> tuple:
     "Screen and proofread every record of a ChipCaptionDataset; return (new records, corrections, flagged per record)."
     from tqdm.auto import tqdm
-    if cfg.screen == "decoder": return _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed)
+    if "corpus" in cfg.sources and bank is None: bank = PhraseBank.from_records(dataset.records)
+    if cfg.screen == "decoder":
+        return _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed, bank)
     rng = random.Random(seed)
     was = model.training; model.eval()
     new, audit, flagged = [], [], []
@@ -413,12 +677,12 @@ def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max
         with torch.no_grad():
             emb = model.image_embeds(img)
             sr = screen(model, emb, recs, tok, cfg, max_len, rng)
-            out, log = proofread(model, emb, recs, sr, tok, cfg)
+            out, log = proofread(model, emb, recs, sr, tok, cfg, bank)
         new += out; audit += log; flagged += sr.flagged
     model.train(was)
     return new, audit, flagged
 
-def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed:int=0) -> tuple:
+def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed:int=0, bank=None) -> tuple:
     """'decoder' screening over a corpus: score every clause, keep the fields whose keywords the decoder reproduces
     at least `min_agreement` of the time (a label-free reliability check), then correct in each caption the clause
     with the largest margin at or above `decoder_margin`."""
@@ -431,7 +695,7 @@ def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, prog
     for s in tqdm(range(0, len(dataset.records), batch_size), desc="proofread", disable=not progress, leave=False):
         recs = dataset.records[s:s + batch_size]
         img = torch.stack([dataset.image(r.chip_id) for r in recs]).to(device)
-        with torch.no_grad(): infos += screen_decoder(model, model.image_embeds(img), recs, tok, full, rng).clauses
+        with torch.no_grad(): infos += screen_decoder(model, model.image_embeds(img), recs, tok, full, rng, bank=bank).clauses
     model.train(was)
     agree = {}
     for inf in infos:

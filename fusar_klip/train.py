@@ -377,19 +377,20 @@ def _on_rank0(rank:int, fn):
     if err is not None: raise err
 
 # %% ../nbs/08_train.ipynb #7e1252ca
-def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng) -> tuple:
-    "The captions a step trains on: as given (A), screened (B: flagged clause left out) or proofread (C)."
+def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng, bank=None) -> tuple:
+    """The captions a step trains on: as given (A), screened (B: flagged clause left out) or proofread (C).
+    `bank`: the round's corpus phrases (a `scio.PhraseBank`), the 'corpus' candidates of open-vocabulary SCIO."""
     from fusar_klip.scio import screen, proofread
     from fusar_klip.hcot import HCoT
     recs = batch["records"]
     if phase == "A": return recs, 0
     with torch.no_grad():
         emb = model.image_embeds(batch["image"])
-        sr = screen(model, emb, recs, tok, scfg, max_len, rng)
+        sr = screen(model, emb, recs, tok, scfg, max_len, rng, bank=bank)
         if phase == "B":
             out = [r if ci < 0 else HCoT(r.chip_id, r.variant, r.clauses[:ci] + r.clauses[ci + 1:], r.backend)
                    for r, ci in zip(recs, sr.flagged)]
-        else: out, _ = proofread(model, emb, recs, sr, tok, scfg)
+        else: out, _ = proofread(model, emb, recs, sr, tok, scfg, bank)
     return out, sum(ci >= 0 for ci in sr.flagged)
 
 def _line_step(line:str) -> float:
@@ -459,6 +460,10 @@ def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
     # the corpus of the current round
     records = records0 if rnd == 0 else read_version(run, rnd)
     ds = ChipCaptionDataset(chips, records, split="train", stats=stats)
+    from fusar_klip.scio import PhraseBank
+    def phrase_bank(ds):    # open-vocabulary SCIO: the phrases of the round's corpus (training split) per field
+        return PhraseBank.from_records(ds.records) if "corpus" in scfg.sources else None
+    bank = phrase_bank(ds)
     try: sampler = ResumableSampler(len(ds), cfg.batch_size, rank, world, cfg.seed)
     except ValueError as err: raise SARInputError("batch_size", f"{err} (training captions of {corpus_dir})", "lower batch_size") from None
     per_epoch = sampler.batches_per_epoch() // cfg.grad_accum
@@ -499,7 +504,7 @@ def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
                 truncated += b.pop("n_truncated", 0)
                 b = {k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in b.items()}
                 if phase != "A":
-                    recs, flagged_m = _records_for_phase(model, b, phase, tok, scfg, cfg.max_len, scio_rng)
+                    recs, flagged_m = _records_for_phase(model, b, phase, tok, scfg, cfg.max_len, scio_rng, bank)
                     flagged += flagged_m
                     enc = encode_captions(recs, tok, cfg.max_len)
                     b.update({k: enc[k].to(dev) for k in ("input_ids", "attention_mask", "keyword_mask")})
@@ -548,6 +553,7 @@ def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
                 rnd += 1
                 if rnd < scfg.rounds:
                     ds = ChipCaptionDataset(chips, read_version(run, rnd), split="train", stats=stats)
+                    bank = phrase_bank(ds)
             if step % cfg.ckpt_every == 0 or step == total or end_of_round:
                 rngs = [rng_state(pre.gen, scio_rng)]
                 if world > 1:
