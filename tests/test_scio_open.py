@@ -203,3 +203,16 @@ def test_oracle_screening_flags_the_swapped_phrase(world):
     assert sr.clauses[0][0].source == "corpus"
     same = scio.screen_decoder(dec, torch.zeros(1, 1, 8), [truth], tok, cfg, fields={"Water"}, bank=PhraseBank.from_records(clean))
     assert same.flagged == [-1] and same.clauses[0][0].source == "original"
+
+
+def test_train_with_the_official_recipe(world, tmp_path):
+    "train() wires the round's phrase bank: phase B/C steps and the end-of-round pass use corpus + generated candidates."
+    from fusar_klip.train import TrainConfig, train
+    d = world["dir"]
+    s = train(TrainConfig(data=str(d), corpus=str(d / "official"), out=str(tmp_path / "run"), mode="klip", layers=1,
+                          steps=6, batch_size=4, max_len=320, queue_size=16, log_every=1, ckpt_every=6,
+                          scio=dict(rounds=1, phases=[0.34, 0.33, 0.33], candidates="corpus,generated", max_variants=2),
+                          progress=False, tensorboard=False))
+    assert s["steps"] == 6
+    audit = pd.read_parquet(tmp_path / "run" / "audit_r1.parquet")
+    assert "source" in audit.columns and not (audit.source == "closed").any(), audit.head()
