@@ -23,6 +23,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--corpus", type=int, default=512, help="captions in the timed end-of-round corpus pass")
+    ap.add_argument("--candidates", default="closed",
+                    help="proofreading candidate sources for the decoder runs, e.g. 'closed' (default) or "
+                         "'closed,corpus,generated' (open-vocabulary SCIO)")
     a = ap.parse_args()
     from fusar_klip.data import ChipCaptionDataset, Collate, encode_captions, load_tokenizer
     from fusar_klip.hcot import read_corpus, annotate_corpus
@@ -56,7 +59,7 @@ def main():
     while len(batches) < a.warmup + a.steps:
         batches += list(dl)
     configs = {"itm": ScioConfig(max_variants=3, itm_margin=0.0, top_fraction=0.3),
-               "decoder": ScioConfig(max_variants=3, screen="decoder", decoder_margin=1.0)}
+               "decoder": ScioConfig(max_variants=3, screen="decoder", decoder_margin=1.0, candidates=a.candidates)}
     rng = random.Random(0)
 
     def step(b, phase, scfg):
@@ -84,13 +87,14 @@ def main():
     from fusar_klip.scio import proofread_corpus
     n = min(a.corpus, len(ds.records))
     ds.records = ds.records[:n]
-    full = ScioConfig(screen="decoder", decoder_margin=1.0, corpus_variants=0)
+    full = ScioConfig(screen="decoder", decoder_margin=1.0, corpus_variants=0, candidates=a.candidates)
     ts = []
     for _ in range(3):
         t = time.perf_counter()
         proofread_corpus(model, ds, tok, full, a.batch * 2, 180, 0, dev, progress=False)
         ts.append(time.perf_counter() - t)
-    print(f"  corpus pass (decoder, every clause, {n} captions): {statistics.median(ts) / n * 1e3:.1f} ms/caption "
+    print(f"  corpus pass (decoder, every clause, candidates {a.candidates}, {n} captions): "
+          f"{statistics.median(ts) / n * 1e3:.1f} ms/caption "
           f"(median of 3)")
 
 

@@ -31,6 +31,9 @@ def micro(tmp_path_factory):
 def test_bench_scio(micro):
     out = bench("bench_scio.py", "--data", micro, "--layers", 1, "--batch", 4, "--steps", 1, "--warmup", 0, "--corpus", 8)
     for line in ("phase A", "phase B itm", "phase C decoder", "corpus pass"): assert line in out, out
+    out = bench("bench_scio.py", "--data", micro, "--layers", 1, "--batch", 4, "--steps", 1, "--warmup", 0, "--corpus", 8,
+                "--candidates", "closed,corpus,generated")
+    assert "candidates closed,corpus,generated" in out, out
 
 
 def test_itc_positives(micro):
