@@ -29,3 +29,16 @@ def run_cli(*args, env=None, **kw):
     exe = Path(sys.executable).parent / "fusar-klip"
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, "MPLBACKEND": "Agg", **(env or {})}, **kw)
+
+
+def micro_world(d, corpus="hcot", size=128, split=None, **annotate):
+    """The simulator's micro world in `d`: scenes/, chips/ (`size` px; every chip in `split` if given) and a caption
+    corpus `d/corpus` (`annotate` goes to annotate_corpus)."""
+    from fusar_klip.geo import tile_scenes
+    from fusar_klip.hcot import annotate_corpus
+    from fusar_klip.synth import synth_world, tiling_inputs
+    d = Path(d)
+    synth_world(d / "scenes", "micro", workers=1, progress=False)
+    tile_scenes(tiling_inputs(d / "scenes", split=split), d / "chips", size, progress=False)
+    annotate_corpus(d / "chips", d / corpus, d / "scenes", **{"variants": 1, "progress": False, **annotate})
+    return d

@@ -21,13 +21,9 @@ def expect(fn, *words, exc=SARInputError):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     "The micro world (2 cities, 18 chips) with clean captions; its manifest gets 10 train, 4 val and 4 test chips."
-    from fusar_klip.synth import synth_world, tiling_inputs
-    from fusar_klip.geo import tile_scenes, read_manifest, write_manifest
-    from fusar_klip.hcot import annotate_corpus
-    d = tmp_path_factory.mktemp("world")
-    synth_world(d / "scenes", "micro", progress=False)
-    tile_scenes(tiling_inputs(d / "scenes"), d / "chips", 128, progress=False)
-    annotate_corpus(d / "chips", d / "hcot", d / "scenes", variants=1, progress=False)
+    from conftest import micro_world
+    from fusar_klip.geo import read_manifest, write_manifest
+    d = micro_world(tmp_path_factory.mktemp("world"))
     man = read_manifest(d / "chips" / "manifest.parquet")
     man["split"] = ["train"] * 10 + ["val"] * 4 + ["test"] * 4
     write_manifest(man, d / "chips" / "manifest.parquet")

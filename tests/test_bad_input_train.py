@@ -16,14 +16,8 @@ TORCHRUN = str(Path(sys.executable).parent / "torchrun")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     "A micro world tiled into 2 x 36 training chips of 64 px, one caption each."
-    from fusar_klip.geo import tile_scenes
-    from fusar_klip.hcot import annotate_corpus
-    from fusar_klip.synth import synth_world, tiling_inputs
-    d = tmp_path_factory.mktemp("badtrain")
-    synth_world(d / "scenes", "micro", workers=1, progress=False)
-    tile_scenes(tiling_inputs(d / "scenes", split="train"), d / "chips", 64, progress=False)
-    annotate_corpus(d / "chips", d / "hcot", d / "scenes", variants=1, progress=False)
-    return d
+    from conftest import micro_world
+    return micro_world(tmp_path_factory.mktemp("badtrain"), size=64, split="train")
 
 
 def config(tmp_path, data, **kw):

@@ -18,14 +18,8 @@ def bench(script, *args) -> str:
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
     "A micro world with a noisy one-caption corpus (what the SCIO benchmarks read)."
-    from fusar_klip.geo import tile_scenes
-    from fusar_klip.hcot import annotate_corpus
-    from fusar_klip.synth import synth_world, tiling_inputs
-    d = tmp_path_factory.mktemp("micro")
-    synth_world(d / "scenes", "micro", progress=False)
-    tile_scenes(tiling_inputs(d / "scenes"), d / "chips", 128, progress=False)
-    annotate_corpus(d / "chips", d / "hcot_noisy", d / "scenes", variants=1, noise=0.3, progress=False)
-    return d
+    from conftest import micro_world
+    return micro_world(tmp_path_factory.mktemp("micro"), "hcot_noisy", noise=0.3)
 
 
 def test_bench_scio(micro):

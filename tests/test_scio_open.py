@@ -16,16 +16,11 @@ OPEN = ScioConfig(candidates="closed,corpus,generated", corpus_top_k=6)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     "A micro world in 64 px chips, its official-style corpus with 30% noise, and a tiny model trained a few steps on it."
-    from fusar_klip.synth import synth_world, tiling_inputs
-    from fusar_klip.geo import tile_scenes
-    from fusar_klip.hcot import annotate_corpus
+    from conftest import micro_world
     from fusar_klip.data import ChipCaptionDataset, Collate, load_tokenizer
     from fusar_klip.model import KlipConfig, KlipModel
     from fusar_klip.losses import KlipPretrain
-    d = tmp_path_factory.mktemp("scio_open")
-    synth_world(d / "scenes", "micro", progress=False)
-    tile_scenes(tiling_inputs(d / "scenes"), d / "chips", 64, progress=False)
-    annotate_corpus(d / "chips", d / "official", d / "scenes", variants=1, noise=0.3, progress=False, style="official")
+    d = micro_world(tmp_path_factory.mktemp("scio_open"), "official", size=64, noise=0.3, style="official")
     recs = read_corpus(d / "official")
     assert all(is_official(c) for r in recs for c in r.clauses)
     tok = load_tokenizer("corpus", [r.caption for r in recs])
