@@ -18,7 +18,7 @@ from .geo import (SARInputError, SARFileNotFoundError, check_exists, inside, rea
                             read_display_chip, write_json_atomic, atomic_path)
 from .facts import ChipFacts, NINE_GRID, TARGET_CLASSES
 from .hcot import FIELD, PLURAL, caption_words, read_corpus, location
-from .data import ChipReader, read_chip, sar_stats
+from .data import ChipReader, sar_stats
 
 log = logging.getLogger("fusar_klip.evaluate")
 

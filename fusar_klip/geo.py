@@ -480,10 +480,6 @@ def write_manifest(gdf, path) -> Path:
     with atomic_path(path) as tmp: gdf.to_parquet(tmp, index=False)
     return Path(path)
 
-def _read_parquet_plain(path):
-    import pandas as pd
-    return pd.read_parquet(path)
-
 def read_manifest(path,
                   nonempty:bool=True, # refuse a manifest with no chips (every stage after tiling needs some)
                  ):
@@ -491,7 +487,8 @@ def read_manifest(path,
     path = check_exists(path)
     try: import geopandas as gpd
     except ImportError: gpd = None        # a training-only install: the rows without footprints (pandas)
-    try: gdf = gpd.read_parquet(path) if gpd is not None else _read_parquet_plain(path)
+    import pandas as pd
+    try: gdf = gpd.read_parquet(path) if gpd is not None else pd.read_parquet(path)
     except Exception as err: raise SARInputError(path, "not a GeoParquet chip manifest", str(err)) from None
     missing = {"chip_id", "scene_id", "path", "native_crs", "lon", "lat"} - set(gdf.columns)
     if missing: raise SARInputError(path, f"manifest lacks column(s) {', '.join(sorted(missing))}")
