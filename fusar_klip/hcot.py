@@ -6,7 +6,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/hcot.html.md"""
 
 # %% ../nbs/03_hcot.ipynb #74eac0c9
 from __future__ import annotations
-import json, math, random, re, time, os, logging, http.client, urllib.error, urllib.request
+import itertools, json, math, random, re, time, os, logging, http.client, urllib.error, urllib.request
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -35,9 +35,9 @@ __all__ = ['log', 'WATER_EDGES', 'WATER_NAMES', 'ROAD_EDGES', 'ROAD_NAMES', 'BUI
            'is_official', 'phrase_claims', 'claim_problem', 'phrase_problems', 'official_phrase', 'facts_problems',
            'calibrate_l5', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend',
            'BackendError', 'OpenAICompatibleBackend', 'official_prompt', 'parse_official_answer', 'ask_official',
-           'annotate_chip', 'Corruption', 'inject_noise', 'to_official', 'sentence_to_clause', 'parse_sentence',
-           'from_official', 'caption_words', 'mtld', 'corpus_stats', 'parse_shard', 'annotate_corpus', 'merge_corpus',
-           'read_corpus', 'official_corpus']
+           'annotate_chip', 'Corruption', 'phrase_edits', 'inject_noise', 'to_official', 'sentence_to_clause',
+           'parse_sentence', 'from_official', 'caption_words', 'mtld', 'corpus_stats', 'parse_shard', 'annotate_corpus',
+           'merge_corpus', 'read_corpus', 'official_corpus']
 
 # %% ../nbs/03_hcot.ipynb #a004e2a2
 def _bins(x:float, edges:list, names:list, tol:float=0.0) -> set:
@@ -1639,7 +1639,7 @@ class Corruption:
     variant: int
     clause: int # index of the clause in the noisy record
     field: str
-    kind: str # 'count', 'landform', 'hallucination', 'position', 'keyword'
+    kind: str # 'count', 'landform', 'hallucination', 'position', 'keyword', 'swap' (another chip's phrase)
     true_keyword: str|None # None for an inserted (hallucinated) clause
     noisy_keyword: str
 
@@ -1684,17 +1684,52 @@ def _wrong_phrase(name:str, phrase:str, rng:random.Random, f:ChipFacts|None=None
         if out != phrase and (f is None or phrase_problems(name, out, f)): return out
     return None
 
-def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0) -> tuple:
+def _swap_phrase(name:str, phrase:str, rng:random.Random, pool:dict|None, f:ChipFacts|None) -> str|None:
+    "Another chip's phrase for the same field (from `pool`: field -> phrases), kept only if the facts say it is wrong here."
+    others = [p for p in dict.fromkeys((pool or {}).get(name, ())) if p != phrase]
+    rng.shuffle(others)
+    return next((p for p in others[:8] if f is None or phrase_problems(name, p, f)), None)
+
+def phrase_edits(name:str, phrase:str, limit:int=32) -> list:
+    """Variants of a phrase with one checkable part changed (a number, a class, a cell, a land cover, a share...), in
+    a fixed order, without looking at any facts: open-vocabulary proofreading's 'edits' candidates. The same changes
+    noise injection makes, so a single wrong part can be put back; at most `limit`, taking the parts in turn."""
+    t, slots = phrase.lower(), []
+    for m in re.finditer(r"\b\d+\b", t):
+        n = int(m.group())
+        slots.append([(m.start(), m.end(), str(v)) for v in dict.fromkeys(max(0, n + d) for d in (-1, 1, -2, 2, -3, 3, 10, -10, 20, -20)) if v != n])
+    for kind, lex, picks in _SWAPS:
+        if kind not in FIELD_CLAIMS.get(name, ()): continue
+        for k, s, e in _finds(lex, t): slots.append([(s, e, picks[o][0]) for o in picks if o != k])
+    out, seen = [], {phrase}
+    for row in itertools.zip_longest(*slots):       # the first alternative of every part, then the second...
+        for x in row:
+            if x is None: continue
+            s, e, new = x
+            if s == 0 and phrase[:1].isupper(): new = new[:1].upper() + new[1:]
+            v = phrase[:s] + new + phrase[e:]
+            if v not in seen: seen.add(v); out.append(v)
+            if len(out) >= limit: return out
+    return out
+
+def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0,
+                 pool:dict|None=None, # official style: field -> other chips' phrases, for whole-phrase swaps
+                 swap:float=0.3, # official style: the share of corruptions that swap the whole phrase (given a pool)
+                ) -> tuple:
     "Corrupt about `rate` of the clauses of `rec`; return (noisy record, list of Corruption)."
     rng = _rng(rec.chip_id, rec.variant, seed + 7919)
     clauses, log_ = list(rec.clauses), []
     for i, c in enumerate(list(clauses)):
         if rng.random() >= rate: continue
-        fd = FIELD[c.field]
-        new = _wrong_phrase(c.field, c.keyword, rng, f) if is_official(c) else _wrong(fd, c.keyword, rng)
+        fd, kind = FIELD[c.field], None
+        if is_official(c):
+            new = _swap_phrase(c.field, c.keyword, rng, pool, f) if pool and rng.random() < swap else None
+            if new is not None: kind = "swap"
+            else: new = _wrong_phrase(c.field, c.keyword, rng, f)
+        else: new = _wrong(fd, c.keyword, rng)
         if new is None or new == c.keyword: continue
-        kind = ("count" if c.field == "Count" else "landform" if c.field in _LANDFORM else
-                "position" if c.field == "Location" else "hallucination" if c.field == "Category" else "keyword")
+        kind = kind or ("count" if c.field == "Count" else "landform" if c.field in _LANDFORM else
+                        "position" if c.field == "Location" else "hallucination" if c.field == "Category" else "keyword")
         clauses[i] = c.with_keyword(new)
         log_.append(Corruption(rec.chip_id, rec.variant, i, c.field, kind, c.keyword, new))
     has_targets = any(c.field == "Category" for c in clauses)
@@ -1891,13 +1926,19 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
         if side.exists(): done_batches += 1; continue
         rows = mine.iloc[k * batch:(k + 1) * batch]
         facts = manifest_facts(rows, chips_dir, layers, classes, unknown, progress=False)
-        recs, rejs, cors = [], [], []
+        recs, rejs, cors, made = [], [], [], []
         for f in facts:
             rr, rj = annotate_chip(f, backend, variants, seed, style=style)
-            rejs += rj
+            rejs += rj; made.append((f, rr))
+        pool = {}                # official style: the batch's phrases per field, for whole-phrase swaps
+        for _, rr in made:
+            for r in rr:
+                for c in r.clauses:
+                    if is_official(c): pool.setdefault(c.field, []).append(c.keyword)
+        for f, rr in made:
             if noise > 0:
                 for r in rr:
-                    nr, c = inject_noise(r, f, noise, seed); recs.append(nr); cors += [asdict(x) for x in c]
+                    nr, c = inject_noise(r, f, noise, seed, pool=pool); recs.append(nr); cors += [asdict(x) for x in c]
             else: recs += rr
         with atomic_path(sd / f"b{k:06d}_facts.parquet") as t: facts_table(facts).to_parquet(t, index=False)
         with atomic_path(sd / f"b{k:06d}_corpus.parquet") as t:

@@ -15,17 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from .data import encode_captions
-from .hcot import FIELD, HCoT, Clause, PLURAL
+from .hcot import FIELD, HCoT, Clause, PLURAL, phrase_claims, phrase_edits, phrase_problems
 from .core import SARInputError
 
 # %% auto #0
 __all__ = ['SOURCES', 'ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
            'clause_keyword_scores', 'keyword_scores', 'is_template', 'PhraseBank', 'clause_candidates',
-           'candidate_scores', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder', 'clean_records',
-           'wrong_clauses', 'error_rate', 'score_round', 'proofread_corpus', 'write_version', 'read_version']
+           'candidate_scores', 'claim_set', 'agrees', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder',
+           'clean_records', 'wrong_clauses', 'error_rate', 'score_round', 'chip_facts', 'proofread_corpus',
+           'write_version', 'read_version']
 
 # %% ../nbs/07_scio.ipynb #bbb571f0
-SOURCES = ("closed", "corpus", "generated") # where proofreading candidates come from (ScioConfig.candidates)
+SOURCES = ("closed", "edits", "corpus", "generated") # where proofreading candidates come from (ScioConfig.candidates)
 
 @dataclass
 class ScioConfig:
@@ -43,7 +44,8 @@ class ScioConfig:
     decoder_margin: float = 1.0 # 'decoder': flag a clause when the decoder's best keyword beats the current one by this many nats
     min_agreement: float = 0.5 # 'decoder', whole corpus: correct only fields whose keywords the decoder reproduces at least this often
     corpus_variants: int = 0 # 'decoder', whole corpus: clauses checked per caption each round, at random (0 = all)
-    candidates: str = "closed" # proofreading candidates, sources in order, comma-separated: 'closed' (the field's list, template clauses only), 'corpus' (the field's phrases in the corpus), 'generated' (the decoder's own span)
+    candidates: str = "closed" # proofreading candidates, sources in order, comma-separated: 'closed' (the field's list, template clauses only), 'edits' (the phrase with one checkable part changed), 'corpus' (the field's phrases in the corpus), 'generated' (the decoder's own span)
+    edits_max: int = 32 # 'edits': variants of a phrase scored per clause
     corpus_top_k: int = 16 # 'corpus': phrases scored in full per clause (picked by the decoder's score of their first tokens)
     prerank_tokens: int = 3 # 'corpus': tokens of each phrase that the cheap pre-rank reads
     generate_max_tokens: int = 16 # 'generated': the longest span the decoder may write
@@ -58,8 +60,8 @@ class ScioConfig:
         src = self.sources
         if not set(src) <= set(SOURCES) or len(set(src)) != len(src):
             raise ValueError(f"SCIO candidates must be distinct sources from {', '.join(SOURCES)} (comma-separated); got {self.candidates!r}")
-        if self.corpus_top_k < 1 or self.prerank_tokens < 1 or self.generate_max_tokens < 1:
-            raise ValueError("SCIO corpus_top_k, prerank_tokens and generate_max_tokens must be at least 1")
+        if min(self.corpus_top_k, self.prerank_tokens, self.generate_max_tokens, self.edits_max) < 1:
+            raise ValueError("SCIO corpus_top_k, prerank_tokens, generate_max_tokens and edits_max must be at least 1")
         if self.length_norm not in ("auto", "sum", "mean"):
             raise ValueError(f"SCIO length_norm must be 'auto', 'sum' or 'mean', got {self.length_norm!r}")
         self.phases = tuple(float(x) for x in self.phases)
@@ -416,6 +418,7 @@ def _gather(model, image_embeds, records:list, clause_lists:list, tok, cfg:ScioC
             plan = [] if srcs == ("closed",) else [("original", [c.keyword])]
             for s in srcs:
                 if s == "closed": plan.append((s, field_candidates(c.field) if tpl else []))
+                elif s == "edits": plan.append((s, [] if tpl else phrase_edits(c.field, c.keyword, cfg.edits_max)))
                 elif s == "generated": plan.append((s, None))
                 else:
                     ph = bank.phrases(c.field, tpl)
@@ -454,7 +457,8 @@ def clause_candidates(model, image_embeds, records:list, clause_lists:list, tok,
                       bank:PhraseBank|None=None, # the corpus's phrases ('corpus'); default: those of `records`
                      ) -> list:
     """Per record and listed clause, the candidates to score: {candidate: source}, from `cfg.sources` in order --
-    'closed' (the field's list, on template clauses only), 'corpus' (the field's phrases in `bank`; when there are more
+    'closed' (the field's list, on template clauses only), 'edits' (on phrases: the phrase with one checkable part
+    changed, `hcot.phrase_edits`), 'corpus' (the field's phrases in `bank`; when there are more
     than `corpus_top_k`, those whose first `prerank_tokens` tokens the decoder likes best), 'generated' (the decoder's
     greedy span, at most `generate_max_tokens` tokens, to the clause end) -- and, first, the current keyword
     ('original') whenever an open source is on. A candidate with the same tokens as an earlier one is left out."""
@@ -495,8 +499,21 @@ def _has_candidates(c:Clause, cfg:ScioConfig, bank:PhraseBank|None) -> bool:
     tpl = is_template(c)
     for s in cfg.sources:
         if s == "generated" or (s == "closed" and tpl and field_candidates(c.field)): return True
+        if s == "edits" and not tpl and phrase_edits(c.field, c.keyword, 1): return True
         if s == "corpus" and any(p != _phrase(c.keyword) for p in bank.phrases(c.field, tpl)[:2]): return True
     return False
+
+def claim_set(field_name:str, phrase:str) -> frozenset:
+    "The checkable claims a phrase makes, as (kind, value) pairs: what two phrasings of one meaning share."
+    return frozenset((k, repr(v)) for k, v, _ in phrase_claims(field_name, phrase))
+
+def agrees(c:Clause, keyword:str) -> bool:
+    """Whether `keyword` says what clause `c` says: the same keyword or, on a phrase (not a template clause), the
+    same non-empty set of checkable claims -- a paraphrase, not a correction."""
+    if keyword == c.keyword: return True
+    if is_template(c): return False
+    a = claim_set(c.field, c.keyword)
+    return bool(a) and a == claim_set(c.field, keyword)
 
 def _winner_source(best:str, c:Clause, sources:dict) -> str:
     "Where the winning candidate came from ('original': the clause's own keyword)."
@@ -526,7 +543,7 @@ def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:Scio
         m = s[best] - old if math.isfinite(old) else math.inf
         info[b].append(ClauseScore(i, c.field, c.keyword, best, m, old if math.isfinite(old) else None, s[best],
                                    _winner_source(best, c, src)))
-        if best != c.keyword and m >= cfg.decoder_margin and m > margins[b]:
+        if not agrees(c, best) and m >= cfg.decoder_margin and m > margins[b]:
             flagged[b], best_kw[b], margins[b] = i, best, m
     return ScreenResult(flagged, [0.0] * B, [0.0] * B, [float("nan")] * B, best_kw, info)
 
@@ -630,32 +647,56 @@ def clean_records(noisy:list, corruptions) -> list:
 
 def _claims(r): return [(c.field, c.keyword) for c in r.clauses]
 
-def wrong_clauses(rec:HCoT, truth:HCoT) -> set:
-    "Indices of clauses of `rec` whose (field, keyword) claim is not in the true record."
+def wrong_clauses(rec:HCoT, truth:HCoT, facts=None) -> set:
+    """Indices of clauses of `rec` whose (field, keyword) claim is not in the true record. With the chip's `facts`
+    (a ChipFacts), a phrase clause (not a template one) is judged by what it claims: wrong only if the facts contradict
+    one of its claims (`hcot.phrase_problems`), so a correct paraphrase or another chip's phrase that is also true here
+    counts as right."""
     true = set(_claims(truth))
-    return {i for i, fk in enumerate(_claims(rec)) if fk not in true}
+    out = set()
+    for i, c in enumerate(rec.clauses):
+        if (c.field, c.keyword) in true: continue
+        if facts is not None and not is_template(c) and not phrase_problems(c.field, c.keyword, facts): continue
+        out.add(i)
+    return out
 
-def error_rate(records:list, truths:dict) -> float:
-    "Wrong claims per true claim over a corpus (truths: (chip_id, variant) -> true record)."
-    wrong = sum(len(wrong_clauses(r, truths[(r.chip_id, r.variant)])) for r in records)
+def _facts_of(facts, r):
+    "The facts of a record's chip, or None (facts: chip_id -> ChipFacts, or None)."
+    return facts.get(r.chip_id) if facts else None
+
+def error_rate(records:list, truths:dict, facts:dict|None=None) -> float:
+    "Wrong claims per true claim over a corpus (truths: (chip_id, variant) -> true record; facts: chip_id -> ChipFacts)."
+    wrong = sum(len(wrong_clauses(r, truths[(r.chip_id, r.variant)], _facts_of(facts, r))) for r in records)
     total = sum(len(truths[(r.chip_id, r.variant)].clauses) for r in records)
     return wrong / max(total, 1)
 
-def score_round(before:list, flagged:list, after:list, truths:dict) -> dict:
-    "Screening precision/recall, proofreading accuracy and error rates of one proofreading pass."
+def score_round(before:list, flagged:list, after:list, truths:dict, facts:dict|None=None) -> dict:
+    """Screening precision/recall, proofreading accuracy and error rates of one proofreading pass (with `facts`,
+    phrase clauses are judged by their claims: `wrong_clauses`)."""
     tp = fp = fn = fixed = 0
     for r, ci, a in zip(before, flagged, after):
-        t = truths[(r.chip_id, r.variant)]
-        bad = wrong_clauses(r, t)
+        t, f = truths[(r.chip_id, r.variant)], _facts_of(facts, r)
+        bad = wrong_clauses(r, t, f)
         if ci >= 0:
             if ci in bad:
                 tp += 1
-                fixed += int(len(wrong_clauses(a, t)) < len(bad))
+                fixed += int(len(wrong_clauses(a, t, f)) < len(bad))
             else: fp += 1
         fn += len(bad - {ci})
     return dict(flagged=tp + fp, precision=tp / max(tp + fp, 1), recall=tp / max(tp + fn, 1),
-                proofreading_accuracy=fixed / max(tp, 1), error_rate_before=error_rate(before, truths),
-                error_rate_after=error_rate(after, truths))
+                proofreading_accuracy=fixed / max(tp, 1), error_rate_before=error_rate(before, truths, facts),
+                error_rate_after=error_rate(after, truths, facts))
+
+def chip_facts(chips_dir) -> dict|None:
+    "chip_id -> ChipFacts from a chip folder's facts.parquet (None when it has none): what `score_round` judges phrases by."
+    import pandas as pd
+    from fusar_klip.facts import ChipFacts
+    p = Path(chips_dir) / "facts.parquet"
+    if not p.exists(): return None
+    try: tab = pd.read_parquet(p)
+    except Exception as err: raise SARInputError(p, f"cannot be read as parquet ({type(err).__name__}: {err})",
+                                                 "re-run `fusar-klip annotate` to rewrite it") from None
+    return {r["chip_id"]: ChipFacts.from_row(r) for r in tab.to_dict("records")}
 
 # %% ../nbs/07_scio.ipynb #2963df59
 def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max_len:int=180, seed:int=0,
@@ -698,13 +739,13 @@ def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, prog
         with torch.no_grad(): infos += screen_decoder(model, model.image_embeds(img), recs, tok, full, rng, bank=bank).clauses
     model.train(was)
     agree = {}
-    for inf in infos:
+    for r, inf in zip(dataset.records, infos):
         for cs in inf:
-            a = agree.setdefault(cs.field, [0, 0]); a[0] += cs.best == cs.keyword; a[1] += 1
+            a = agree.setdefault(cs.field, [0, 0]); a[0] += agrees(r.clauses[cs.clause], cs.best); a[1] += 1
     ok = {f for f, (k, n) in agree.items() if k / n >= cfg.min_agreement}
     new, audit, flagged = [], [], []
     for r, inf in zip(dataset.records, infos):
-        cand = [x for x in inf if x.field in ok and x.best != x.keyword and x.margin >= cfg.decoder_margin]
+        cand = [x for x in inf if x.field in ok and not agrees(r.clauses[x.clause], x.best) and x.margin >= cfg.decoder_margin]
         if not cand: new.append(r); flagged.append(-1); continue
         cs = max(cand, key=lambda x: x.margin)
         rec, corr = _apply_score(r, cs)

@@ -159,10 +159,10 @@ def _swap(recs, field):
     "A record whose `field` phrase is swapped with another chip's phrase of the same field (free-text noise)."
     for r in recs:
         i = next(i for i, c in enumerate(r.clauses) if c.field == field)
-        other = next((o for o in recs if o.chip_id != r.chip_id and any(c.field == field and c.keyword != r.clauses[i].keyword
-                                                                        for c in o.clauses)), None)
+        differs = lambda c: c.field == field and scio.claim_set(field, c.keyword) != scio.claim_set(field, r.clauses[i].keyword)
+        other = next((o for o in recs if o.chip_id != r.chip_id and any(differs(c) for c in o.clauses)), None)
         if other is None: continue
-        kw = next(c.keyword for c in other.clauses if c.field == field and c.keyword != r.clauses[i].keyword)
+        kw = next(c.keyword for c in other.clauses if differs(c))       # another chip's phrase that claims something else
         return r, i, HCoT(r.chip_id, r.variant, r.clauses[:i] + [r.clauses[i].with_keyword(kw)] + r.clauses[i + 1:], r.backend)
 
 
