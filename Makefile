@@ -3,6 +3,8 @@
 #   make test   installs into .venv (once) and runs every check CI runs
 # and one more:
 #   make report the benchmark report over three seeds (SEEDS), after `make demo`
+#   make docs   every notebook executed and rendered as HTML with its figures -> _docs/index.html (about 10 min on 2
+#               cores; DOCS_ARGS="--reuse .ci/out" reuses the experiment notebooks `make test` ran)
 #   make report-gpu  the report at scale=gpu (a 4x world, the full tiny preset, batch 64, bf16) on one CUDA GPU;
 #               use a CUDA torch: `make report-gpu TORCH=torch`. tools/gpu_check.sh runs it with the GPU benchmarks.
 #
@@ -18,7 +20,9 @@ SEEDS  ?= 0, 1, 2
 GPU_SEEDS ?= 0
 REPORT  = $(BIN)/papermill -k python3 --language python --cwd nbs/experiments nbs/experiments/report.ipynb
 
-.PHONY: install demo report report-gpu test clean-data
+DOCS_ARGS ?=
+
+.PHONY: install demo report report-gpu test docs clean-data
 
 install: $(VENV)/.installed
 
@@ -44,6 +48,9 @@ report-gpu: install
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/run_tests.sh
+
+docs: install
+	$(BIN)/python tools/build_docs.py --out _docs $(DOCS_ARGS)
 
 clean-data:
 	rm -rf data/mini

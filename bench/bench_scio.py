@@ -32,15 +32,11 @@ def main():
     from fusar_klip.model import KlipConfig, KlipModel
     from fusar_klip.losses import KlipPretrain
     from fusar_klip.scio import ScioConfig
-    from fusar_klip.train import _records_for_phase
+    from fusar_klip.train import micro_world, phase_records
     data = a.data
     if data is None:
-        from fusar_klip.synth import synth_world, tiling_inputs
-        from fusar_klip.geo import tile_scenes
-        data = Path(tempfile.mkdtemp(prefix="fk_bench_scio_"))
-        synth_world(data / "scenes", "micro", progress=False)
-        tile_scenes(tiling_inputs(data / "scenes"), data / "chips", 128, progress=False)
-    if not (data / "hcot_noisy" / "corpus.parquet").exists():
+        data = micro_world(tempfile.mkdtemp(prefix="fk_bench_scio_"), "hcot_noisy", variants=3, noise=0.3).root
+    elif not (data / "hcot_noisy" / "corpus.parquet").exists():
         annotate_corpus(data / "chips", data / "hcot_noisy", data / "scenes", variants=3, noise=0.3, progress=False)
     recs = read_corpus(data / "hcot_noisy")
     tok = load_tokenizer("corpus", [r.caption for r in recs])
@@ -66,7 +62,7 @@ def main():
         b = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
         t = time.perf_counter()
         if phase != "A":
-            out, _ = _records_for_phase(model, b, phase, tok, scfg, 180, rng)
+            out, _ = phase_records(model, b, phase, tok, scfg, 180, rng)
             enc = encode_captions(out, tok, 180)
             b.update({k: enc[k].to(dev) for k in ("input_ids", "attention_mask", "keyword_mask")})
         opt.zero_grad(set_to_none=True)

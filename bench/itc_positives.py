@@ -3,9 +3,10 @@ positives per row (same chip in the batch or the queue), logged while a model tr
 
     python bench/itc_positives.py --data data/mini --corpus data/mini/hcot_noisy --steps 130   # after `make demo`
 
-Trains a CLIP-style run (ITC only, tiny cut to 2+2 layers, batch 16 -- the report's budget) into a temporary folder,
-wrapping `fusar_klip.losses.itc_loss` to record, at every step, the loss as trained (momentum-distilled targets),
-the same loss with hard targets only, and the positives per row. Prints means over 5-step windows.
+Trains a CLIP-style run (ITC only, tiny cut to 2+2 layers, batch 16 -- the report's budget) into a temporary folder.
+A training callback wraps the run's ITC term (`state.pre.itc_loss`, the hook of `losses.KlipPretrain`) to record, at
+every step, the loss as trained (momentum-distilled targets), the same loss with hard targets only, and the positives
+per row. Prints means over 5-step windows.
 """
 import argparse, json, tempfile
 from pathlib import Path
@@ -24,27 +25,32 @@ def main():
     ap.add_argument("--window", type=int, default=5)
     ap.add_argument("--out", default="", help="also write the per-step records to this JSON file")
     a = ap.parse_args()
-    import fusar_klip.losses as L
     from fusar_klip.train import TrainConfig, read_metrics, train
-    rows, itc = [], L.itc_loss
+    rows = []
 
-    def recorded(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue=None, text_queue=None,
-                 idx_queue=None, alpha=0.4):
-        out = itc(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue, text_queue, idx_queue, alpha=alpha)
-        with torch.no_grad():
-            hard = itc(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue, text_queue, idx_queue,
-                       alpha=0.0)[0]
-            idx = torch.cat([image_idx, idx_queue[0]]) if idx_queue is not None else image_idx
-            pos = (image_idx[:, None] == idx[None]).sum(1).float().mean()
-        rows.append(dict(itc=float(out[0].detach()), hard=float(hard), positives=float(pos)))
-        return out
+    class RecordITC:
+        "A training callback: once the run is set up, wrap its ITC term so that every call is recorded."
+        def on_start(self, state):
+            itc = state.pre.itc_loss
 
-    L.itc_loss = recorded
+            def recorded(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue=None, text_queue=None,
+                         idx_queue=None, alpha=0.4):
+                out = itc(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue, text_queue, idx_queue,
+                          alpha=alpha)
+                with torch.no_grad():
+                    hard = itc(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, temp, image_queue, text_queue,
+                               idx_queue, alpha=0.0)[0]
+                    idx = torch.cat([image_idx, idx_queue[0]]) if idx_queue is not None else image_idx
+                    pos = (image_idx[:, None] == idx[None]).sum(1).float().mean()
+                rows.append(dict(itc=float(out[0].detach()), hard=float(hard), positives=float(pos)))
+                return out
+            state.pre.itc_loss = recorded
+
     with tempfile.TemporaryDirectory(prefix="fk_itc_") as tmp:
         cfg = TrainConfig(data=a.data, corpus=a.corpus, out=str(Path(tmp) / "run"), mode="clip", layers=a.layers,
                           steps=a.steps, batch_size=a.batch, queue_size=a.queue, ckpt_every=10**9, progress=False,
                           tensorboard=False)
-        train(cfg)
+        train(cfg, callbacks=[RecordITC()])
         per_epoch = int(read_metrics(cfg.out).steps_per_epoch.iloc[0])      # the run logs its epoch length
     print(f"batch {a.batch}: {per_epoch} steps per epoch; queue {a.queue}")
     print(f"{'steps':>11s} {'ITC':>6s} {'hard':>6s} {'positives':>9s}")

@@ -23,16 +23,18 @@ from .data import ChipReader, sar_stats
 log = logging.getLogger("fusar_klip.evaluate")
 
 # %% auto #0
-__all__ = ['log', 'EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'IMAGE_EXTS', 'VOC_SPLIT_FILES', 'CHECKPOINT_SPECS', 'TASKS', 'NEEDS',
-           'RESULT_COLUMNS', 'WorldEval', 'target_boxes', 'load_world', 'Encoder', 'KlipEncoder', 'PixelStatsEncoder',
-           'extract', 'embed_texts', 'linear_probe', 'probe_proba', 'ridge_probe', 'accuracy', 'confusion',
-           'retrieval_ranks', 'recalls', 'recall_at_k', 'caption_text', 'caption_metrics', 'box_ap50', 'EvalContext',
-           'task_retrieval', 'task_captioning', 'vqa_labels', 'task_vqa', 'task_counting', 'task_landcover',
-           'task_scene', 'patch_labels', 'miou', 'task_segmentation', 'task_targets', 'detect_on_patches',
-           'task_detection', 'amplitude_to_db', 'read_class_folders', 'ClassFolderSet', 'load_class_folders',
-           'task_mstar', 'voc_splits', 'read_voc', 'read_coco', 'BoxSet', 'load_boxes', 'task_boxes', 'HFEncoder',
-           'OpenClipEncoder', 'load_encoder', 'resolve_tasks', 'git_commit', 'evaluate', 'save_results', 'read_results',
-           'summary_table', 'markdown_table', 'plot_results']
+__all__ = ['log', 'TILE', 'FEATURE_KINDS', 'PROBE_C', 'RIDGE_ALPHA', 'EVAL_SPLITS', 'HELD_OUT', 'VQA_KINDS', 'DETECTION_HEAD',
+           'IMAGE_EXTS', 'VOC_SPLIT_FILES', 'CHECKPOINT_SPECS', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'FLOORS',
+           'EVAL_VERSION', 'WorldEval', 'target_boxes', 'load_world', 'Encoder', 'KlipEncoder', 'PixelStatsEncoder',
+           'extract', 'embed_texts', 'PixelsEncoder', 'tiled_features', 'linear_probe', 'probe_proba', 'ridge_probe',
+           'accuracy', 'confusion', 'retrieval_ranks', 'recalls', 'recall_at_k', 'caption_text', 'caption_metrics',
+           'box_ap50', 'probe_features', 'val_split', 'choose_probe', 'chosen_text', 'EvalContext', 'task_retrieval',
+           'task_captioning', 'vqa_labels', 'task_vqa', 'task_counting', 'task_landcover', 'task_scene', 'patch_labels',
+           'miou', 'task_segmentation', 'task_targets', 'detect_on_patches', 'task_detection', 'amplitude_to_db',
+           'read_class_folders', 'ClassFolderSet', 'load_class_folders', 'task_mstar', 'voc_splits', 'read_voc',
+           'read_coco', 'BoxSet', 'load_boxes', 'task_boxes', 'HFEncoder', 'OpenClipEncoder', 'load_encoder',
+           'resolve_tasks', 'git_commit', 'evaluate', 'save_results', 'read_results', 'higher_is_better',
+           'strongest_floor', 'summary_table', 'markdown_table', 'plot_results']
 
 # %% ../nbs/09_evaluate.ipynb #260e4906
 @dataclass
@@ -146,6 +148,8 @@ class Encoder:
     name = "encoder"
     has_text = False # text tower: retrieval, zero-shot, zero-shot VQA
     can_caption = False # decoder: captioning
+    tile = None # native input side in pixels: larger images are cut into tiles of this side (`tiled_features`); None = any size
+    pca_dims = (0,) # PCA sizes the probe may pick on validation for chip features (0 = no PCA)
     def features(self, images:torch.Tensor) -> dict:
         "dict(pooled=(B, D) probe features, patches=(B, h, w, C) patch tokens, embed=(B, E) normalised or None)."
         raise NotImplementedError
@@ -157,6 +161,7 @@ class KlipEncoder(Encoder):
     has_text, can_caption = True, True
     def __init__(self, model, name:str="klip", device="cpu"):
         self.model, self.name, self.device = model.eval().to(device), name, device
+        self.tile = model.cfg.image_size   # the chip side it was trained on: larger images are tiled, not squashed
         self.tok = model.tokenizer
         if self.tok is None: raise ValueError(f"{name}: the model has no tokenizer (save it with save_pretrained)")
 
@@ -215,10 +220,14 @@ class PixelStatsEncoder(Encoder):
 
 @torch.no_grad()
 def extract(encoder:Encoder, images:torch.Tensor, batch_size:int=64, progress:bool=False, desc:str="features") -> dict:
-    "Run `encoder.features` over `images` in batches; concatenated dict of tensors (embed None without a text tower)."
+    """Run `encoder.features` over `images` in batches -- images larger than `encoder.tile` go through `tiled_features`
+    (about `batch_size` tiles a batch); concatenated dict of tensors (embed None without a text tower)."""
     from tqdm.auto import tqdm
-    parts = [encoder.features(images[i:i + batch_size])
-             for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False)]
+    t, (H, W) = encoder.tile, images.shape[-2:]
+    if t and (H > t or W > t): bs, run = max(1, batch_size // (-(-H // t) * -(-W // t))), lambda x: tiled_features(encoder, x, t)
+    else: bs, run = batch_size, encoder.features
+    parts = [run(images[i:i + bs].float())
+             for i in tqdm(range(0, len(images), bs), desc=desc, disable=not progress, leave=False)]
     return {k: (torch.cat([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]}
 
 @torch.no_grad()
@@ -226,25 +235,82 @@ def embed_texts(encoder:Encoder, texts:list, batch_size:int=128) -> torch.Tensor
     "Normalised text embeddings in batches."
     return torch.cat([encoder.text_embed(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
 
+# %% ../nbs/09_evaluate.ipynb #01264077
+class PixelsEncoder(Encoder):
+    """The raw-pixels floor: each chip area-averaged to `side` x `side` and flattened (pooled), each patch to `cell` x
+    `cell` (patches), every band. The probe fits a whitened PCA on the training split (size from `pca_dims`, chosen on
+    validation) before its head."""
+    name = "pixels"
+    pca_dims = (64, 256, 1024)
+    def __init__(self, side:int=64, patch:int=16, cell:int=4): self.side, self.patch, self.cell = side, patch, cell
+    def features(self, images):
+        x = images.float()
+        B, C, H, W = x.shape; p, k = self.patch, self.cell; h, w = H // p, W // p
+        pooled = F.adaptive_avg_pool2d(x, self.side).flatten(1)
+        t = F.avg_pool2d(x[..., :h * p, :w * p], p // k)                                  # (B, C, h k, w k)
+        patches = t.reshape(B, C, h, k, w, k).permute(0, 2, 4, 1, 3, 5).reshape(B, h, w, C * k * k)
+        return dict(pooled=pooled, patches=patches, embed=None)
+
+# %% ../nbs/09_evaluate.ipynb #d0fe126a
+TILE = 128 # the world's chip side: the tile side for external encoders, and the canvas multiple for box images
+
+def tiled_features(encoder:Encoder, images:torch.Tensor, tile:int) -> dict:
+    """`encoder.features` of images larger than `tile`: each zero-padded to a multiple of `tile`, cut into
+    non-overlapping tiles encoded at native scale; pooled (and embed) = mean over its tiles, patches = the tiles' patch
+    grids stitched into the image's grid (cropped to the image)."""
+    B, C, H, W = images.shape
+    nh, nw = -(-H // tile), -(-W // tile)
+    x = F.pad(images.float(), (0, nw * tile - W, 0, nh * tile - H))
+    t = x.reshape(B, C, nh, tile, nw, tile).permute(0, 2, 4, 1, 3, 5).reshape(B * nh * nw, C, tile, tile)
+    f = encoder.features(t)
+    P = f["patches"]; gh, gw = P.shape[1:3]
+    patches = P.reshape(B, nh, nw, gh, gw, -1).permute(0, 1, 3, 2, 4, 5).reshape(B, nh * gh, nw * gw, -1)
+    embed = None if f["embed"] is None else F.normalize(f["embed"].reshape(B, nh * nw, -1).mean(1), dim=-1)
+    return dict(pooled=f["pooled"].reshape(B, nh * nw, -1).mean(1),
+                patches=patches[:, :H // (tile // gh), :W // (tile // gw)], embed=embed)
+
 # %% ../nbs/09_evaluate.ipynb #76044e00
 def _scaled(X_tr, X_te):
     mu, sd = X_tr.mean(0), X_tr.std(0) + 1e-6
     return (X_tr - mu) / sd, (X_te - mu) / sd
 
-def linear_probe(X_tr, y_tr, X_te, C:float=1.0, max_iter:int=500, seed:int=0, balanced:bool=False) -> np.ndarray:
+def _one_blas_thread(f):
+    "Run `f` with one BLAS thread: probes are small, and idle BLAS threads spin-wait (tens of times slower) on a busy machine."
+    import functools
+    @functools.wraps(f)
+    def g(*args, **kw):
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1): return f(*args, **kw)
+    return g
+
+def _prep(X_tr, X_te, pca:int=0, seed:int=0) -> tuple:
+    "Standardise with the training rows' statistics, then (`pca` > 0) project on a whitened PCA fitted on the training rows only."
+    a, b = _scaled(np.asarray(X_tr, np.float64), np.asarray(X_te, np.float64))
+    k = min(int(pca), len(a) - 1, a.shape[1])
+    if pca and k >= 1:
+        from sklearn.decomposition import PCA
+        p = PCA(k, whiten=True, random_state=seed).fit(a)
+        a, b = p.transform(a), p.transform(b) if len(b) else np.zeros((0, k))
+    return a, b
+
+@_one_blas_thread
+def linear_probe(X_tr, y_tr, X_te, C:float=1.0, max_iter:int=500, seed:int=0, balanced:bool=False,
+                 pca:int=0, # whitened PCA components fitted on X_tr first (0 = none)
+                ) -> np.ndarray:
     "Fit a logistic-regression probe on standardised frozen features; predicted labels for `X_te`."
     from sklearn.linear_model import LogisticRegression
     y_tr = np.asarray(y_tr)
     if len(y_tr) == 0: raise ValueError("linear probe: no training samples")
     classes = np.unique(y_tr)
     if len(classes) == 1: return np.full(len(X_te), classes[0], dtype=y_tr.dtype)
-    a, b = _scaled(np.asarray(X_tr, np.float64), np.asarray(X_te, np.float64))
+    a, b = _prep(X_tr, X_te, pca, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed, class_weight="balanced" if balanced else None)
         clf.fit(a, y_tr)
     return clf.predict(b) if len(b) else np.zeros(0, y_tr.dtype)
 
+@_one_blas_thread
 def probe_proba(X_tr, y_tr, X_te, C:float=1.0, max_iter:int=500, seed:int=0, balanced:bool=False) -> tuple:
     "(classes, probabilities (n_te, n_classes)) of a logistic-regression probe."
     from sklearn.linear_model import LogisticRegression
@@ -254,10 +320,11 @@ def probe_proba(X_tr, y_tr, X_te, C:float=1.0, max_iter:int=500, seed:int=0, bal
         clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed, class_weight="balanced" if balanced else None).fit(a, y_tr)
     return clf.classes_, clf.predict_proba(b)
 
-def ridge_probe(X_tr, y_tr, X_te, alpha:float=1.0) -> np.ndarray:
-    "Ridge-regression probe on standardised features."
+@_one_blas_thread
+def ridge_probe(X_tr, y_tr, X_te, alpha:float=1.0, pca:int=0) -> np.ndarray:
+    "Ridge-regression probe on standardised features (`pca` > 0: whitened PCA fitted on X_tr first)."
     from sklearn.linear_model import Ridge
-    a, b = _scaled(np.asarray(X_tr, np.float64), np.asarray(X_te, np.float64))
+    a, b = _prep(X_tr, X_te, pca)
     return Ridge(alpha=alpha).fit(a, np.asarray(y_tr, np.float64)).predict(b)
 
 def accuracy(y_true, y_pred) -> float:
@@ -352,6 +419,67 @@ def box_ap50(gt, pred, size) -> float:
         e.evaluate(); e.accumulate(); e.summarize()
     return 100.0 * max(float(e.stats[1]), 0.0)
 
+# %% ../nbs/09_evaluate.ipynb #111e299e
+FEATURE_KINDS = ("cls", "mean", "both") # chip features a probe may use: CLS token, mean patch token, both concatenated
+PROBE_C = (1.0, 0.1, 0.01) # logistic-regression C tried on validation (ties go to the first)
+RIDGE_ALPHA = (1.0, 10.0, 100.0) # ridge alphas tried on validation for counts (ties go to the first)
+
+def probe_features(f:dict, kinds=FEATURE_KINDS) -> dict:
+    "kind -> (N, D) numpy features from `extract`'s dict: 'cls' (the pooled token), 'mean' (mean patch token), 'both'."
+    cls, mean = f["pooled"].float(), f["patches"].float().mean((1, 2))
+    out = dict(cls=lambda: cls, mean=lambda: mean, both=lambda: torch.cat([cls, mean], 1))
+    return {k: out[k]().numpy() for k in kinds}
+
+def val_split(y, frac:float=0.2, seed:int=0, groups=None) -> tuple:
+    """(fit, val) row indices carved from a training split, seeded: about `frac` of each class (a class keeps at least
+    one row in fit), or with `groups` about `frac` of the groups, each group whole on one side (e.g. a chip's patches)."""
+    y, rng = np.asarray(y), np.random.default_rng(seed)
+    val = np.zeros(len(y), bool)
+    if groups is not None:
+        groups = np.asarray(groups); g = rng.permutation(np.unique(groups))
+        val = np.isin(groups, g[:min(int(round(frac * len(g))), len(g) - 1)])
+    else:
+        for c in np.unique(y):
+            i = rng.permutation(np.nonzero(y == c)[0])
+            val[i[:min(int(round(frac * len(i))), len(i) - 1)]] = True
+    return np.nonzero(~val)[0], np.nonzero(val)[0]
+
+def _fit_predict(a, y, b, c, counts:bool, seed:int) -> np.ndarray:
+    "A logistic probe with C = `c`, or with `counts` a ridge probe with alpha = `c` (rounded, at least 0), on prepared features."
+    if counts: return np.clip(np.round(ridge_probe(a, y, b, alpha=c)), 0, None)
+    return linear_probe(a, y, b, C=c, seed=seed, max_iter=1000)
+
+@_one_blas_thread
+def choose_probe(train:dict, y, test:dict, Cs=PROBE_C, pca_dims=(0,), counts:bool=False, frac:float=0.2, seed:int=0,
+                 groups=None) -> tuple:
+    """The probe picked on validation, never on test. Every feature kind in `train` (kind -> (N, D) array of the training
+    rows) x PCA size x C (ridge alpha with `counts`) is fit on the training rows minus a `val_split` part and scored on
+    that part (accuracy; with `counts` the MAE of rounded counts); the best (the first on ties) is refit on all training
+    rows and predicts `test` (kind -> array). Returns (predictions, dict(features, pca, C or alpha, val score))."""
+    y = np.asarray(y)
+    fit, val = val_split(y, frac, seed, groups)
+    best, best_s = (next(iter(train)), pca_dims[0], Cs[0]), -np.inf
+    if len(val):
+        for k in train:
+            for p in pca_dims:
+                a, b = _prep(train[k][fit], train[k][val], p, seed)         # PCA and scaling see the fit rows only
+                for c in Cs:
+                    pred = _fit_predict(a, y[fit], b, c, counts, seed)
+                    s = -float(np.abs(pred - y[val]).mean()) if counts else float(np.mean(pred == y[val]))
+                    if s > best_s: best, best_s = (k, p, c), s
+    k, p, c = best
+    a, b = _prep(train[k], test[k], p, seed)
+    val_score = float("nan") if best_s == -np.inf else (-best_s if counts else 100 * best_s)
+    p = min(p, len(y) - 1, train[k].shape[1]) if p else 0                      # the components the refit really kept
+    return _fit_predict(a, y, b, c, counts, seed), {"features": k, "pca": p, "alpha" if counts else "C": c, "val": val_score}
+
+def chosen_text(ch:dict, val:bool=True) -> str:
+    "A choice as the results table records it: 'cls C=0.1 (val 83.2)', 'both pca=256 C=0.01 (val 80.1)', 'mean alpha=10 (val MAE 0.41)'."
+    s = ch["features"] + (f" pca={ch['pca']}" if ch.get("pca") else "")
+    s += f" alpha={ch['alpha']:g}" if "alpha" in ch else f" C={ch['C']:g}"
+    if val and ch.get("val") == ch.get("val"): s += f" (val {'MAE ' if 'alpha' in ch else ''}{ch['val']:.{2 if 'alpha' in ch else 1}f})"
+    return s
+
 # %% ../nbs/09_evaluate.ipynb #5a36627f
 EVAL_SPLITS = ("val", "test") # the held-out cities the tasks score on; probes fit on "train"
 
@@ -373,6 +501,17 @@ class EvalContext:
             self._cache[key] = extract(self.encoder, src, self.batch_size, self.progress, desc=f"{self.encoder.name} {key}")
         return self._cache[key]
 
+    def kinds(self, key:str="world") -> dict:
+        "The chip-level probe features of `key` (see `feats`): kind -> (N, D) array, for `FEATURE_KINDS`."
+        if ("kinds", key) not in self._cache: self._cache[("kinds", key)] = probe_features(self.feats(key))
+        return self._cache[("kinds", key)]
+
+    def probe(self, train:dict, y, test:dict, counts:bool=False, chip:bool=True, groups=None) -> tuple:
+        """`choose_probe` with this encoder's grid: PCA sizes (`Encoder.pca_dims`) for chip features (`chip`), C or ridge
+        alpha (`counts`); (predictions, choice)."""
+        return choose_probe(train, y, test, RIDGE_ALPHA if counts else PROBE_C,
+                            self.encoder.pca_dims if chip else (0,), counts, seed=self.seed, groups=groups)
+
     def need_world(self, task):
         if self.world is None: raise ValueError(f"task {task!r} needs the embedded world (world=load_world(...))")
         return self.world
@@ -385,6 +524,10 @@ class EvalContext:
             raise ValueError(f"the world needs chips in 'train' and in the held-out splits ({HELD_OUT}); it has "
                              f"{len(tr)} and {len(te)} -- hold out some cities: --holdout CITY (load_world(..., holdout=[...]) in Python)")
         return tr, te
+
+def _at(K:dict, idx) -> dict:
+    "The rows `idx` of every feature kind."
+    return {k: X[idx] for k, X in K.items()}
 
 def _rows(task, dataset, split, metrics:dict, **extra) -> list:
     return [dict(task=task, dataset=dataset, split=split, metric=k, value=float(v), **extra) for k, v in metrics.items()]
@@ -442,28 +585,30 @@ def task_vqa(ctx) -> list:
     landforms, regional landform. Probe protocol: a linear head on frozen features per kind (regional: pooled tokens
     of the asked cell); zero-shot protocol (text models): rank candidate answers rendered as caption clauses."""
     W = ctx.need_world("vqa"); tr, te = ctx.split()
-    F_ = ctx.feats(); X = F_["pooled"].numpy()
+    F_, K = ctx.feats(), ctx.kinds()
     lab = [vqa_labels(f) for f in W.facts]
     rows = []
     for kind in VQA_KINDS[:-1]:
         a = [i for i in tr if lab[i][kind] is not None]; b = [i for i in te if lab[i][kind] is not None]
         if not a or not b: continue
-        pred = linear_probe(X[a], [lab[i][kind] for i in a], X[b], seed=ctx.seed)
-        rows += _rows("vqa", "world", HELD_OUT, {kind: accuracy([lab[i][kind] for i in b], pred)}, protocol="probe", n=len(b))
+        pred, ch = ctx.probe(_at(K, a), [lab[i][kind] for i in a], _at(K, b))
+        rows += _rows("vqa", "world", HELD_OUT, {kind: accuracy([lab[i][kind] for i in b], pred)}, protocol="probe",
+                      n=len(b), chosen=chosen_text(ch))
     # regional: one sample per (chip, cell) with a landform, features pooled over the cell's patch tokens
     P = F_["patches"]; cells = _cell_slices(P.shape[1], P.shape[2])
     def cell_xy(idx):
-        X2, y2 = [], []
+        X2, y2, g2 = [], [], []
         for i in idx:
             for c, (sy, sx) in enumerate(cells):
                 if W.facts[i].regional and W.facts[i].regional[c]:
                     X2.append(torch.cat([P[i, sy, sx].mean((0, 1)), F.one_hot(torch.tensor(c), 9).float()]).numpy())
-                    y2.append(W.facts[i].regional[c])
-        return np.array(X2), y2
-    (Xa, ya), (Xb, yb) = cell_xy(tr), cell_xy(te)
+                    y2.append(W.facts[i].regional[c]); g2.append(i)
+        return np.array(X2), y2, g2
+    (Xa, ya, ga), (Xb, yb, _) = cell_xy(tr), cell_xy(te)
     if len(ya) and len(yb):
-        rows += _rows("vqa", "world", HELD_OUT, {"regional": accuracy(yb, linear_probe(Xa, ya, Xb, seed=ctx.seed))},
-                      protocol="probe", n=len(yb))
+        pred, ch = ctx.probe(dict(cell=Xa), ya, dict(cell=Xb), chip=False, groups=ga)   # validation: whole chips
+        rows += _rows("vqa", "world", HELD_OUT, {"regional": accuracy(yb, pred)}, protocol="probe", n=len(yb),
+                      chosen=chosen_text(ch))
     if ctx.encoder.has_text:
         for kind, fld, render in (("count", "Count", str), ("recognition", "Category", lambda k: PLURAL[k]),
                                   ("position", "Location", str)):
@@ -478,11 +623,13 @@ def task_vqa(ctx) -> list:
 def task_counting(ctx) -> list:
     "Object counting: a ridge probe on frozen features (rounded), exact match and MAE; zero-shot from Count clauses."
     W = ctx.need_world("counting"); tr, te = ctx.split()
-    X = ctx.feats()["pooled"].numpy()
+    K = ctx.kinds()
     y = np.array([len(f.targets) for f in W.facts])
-    pred = np.clip(np.round(ridge_probe(X[tr], y[tr], X[te])), 0, None).astype(int)
+    pred, ch = ctx.probe(_at(K, tr), y[tr], _at(K, te), counts=True)
+    pred = pred.astype(int)
     rows = _rows("counting", "world", HELD_OUT, {"exact": 100.0 * float(np.mean(pred == y[te])),
-                                               "MAE": float(np.abs(pred - y[te]).mean())}, protocol="probe", n=len(te))
+                                               "MAE": float(np.abs(pred - y[te]).mean())}, protocol="probe", n=len(te),
+                 chosen=chosen_text(ch))
     art = dict(true=y[te], probe=pred)
     if ctx.encoder.has_text:
         vocab = [str(k) for k in range(int(y[tr].max()) + 1)]
@@ -498,10 +645,11 @@ def task_landcover(ctx) -> list:
     W = ctx.need_world("landcover"); tr, te = ctx.split()
     y = np.array([FIELD["Terrain"].derive(f) or "" for f in W.facts], dtype=object)
     tr, te = tr[y[tr] != ""], te[y[te] != ""]
-    X = ctx.feats()["pooled"].numpy()
-    pred = linear_probe(X[tr], y[tr], X[te], seed=ctx.seed)
+    K = ctx.kinds()
+    pred, ch = ctx.probe(_at(K, tr), y[tr], _at(K, te))
     labels = list(FIELD["Terrain"].vocab)
-    rows = _rows("landcover", "world", HELD_OUT, {"top1": accuracy(y[te], pred)}, protocol="probe", n=len(te))
+    rows = _rows("landcover", "world", HELD_OUT, {"top1": accuracy(y[te], pred)}, protocol="probe", n=len(te),
+                 chosen=chosen_text(ch))
     art = dict(labels=labels, probe=confusion(y[te], pred, labels))
     if ctx.encoder.has_text:
         zs = _zero_shot(ctx, te, None, "Terrain", labels)
@@ -545,18 +693,19 @@ def task_segmentation(ctx, max_train_patches:int=20000) -> list:
     P = ctx.feats()["patches"]; N, h, w, C = P.shape
     patch = W.landcover.shape[1] // h
     lab = patch_labels(W.landcover, patch)
-    Xa, ya = P[tr].reshape(-1, C).numpy(), lab[tr].reshape(-1)
-    ok = ya >= 0; Xa, ya = Xa[ok], ya[ok]
+    Xa, ya, ga = P[tr].reshape(-1, C).numpy(), lab[tr].reshape(-1), np.repeat(tr, h * w)
+    ok = ya >= 0; Xa, ya, ga = Xa[ok], ya[ok], ga[ok]
     if len(ya) > max_train_patches:
-        sel = np.random.default_rng(ctx.seed).choice(len(ya), max_train_patches, replace=False); Xa, ya = Xa[sel], ya[sel]
-    pred = linear_probe(Xa, ya, P[te].reshape(-1, C).numpy(), seed=ctx.seed).reshape(len(te), h, w)
+        sel = np.random.default_rng(ctx.seed).choice(len(ya), max_train_patches, replace=False); Xa, ya, ga = Xa[sel], ya[sel], ga[sel]
+    pred, ch = ctx.probe(dict(patch=Xa), ya, dict(patch=P[te].reshape(-1, C).numpy()), chip=False, groups=ga)
+    pred = pred.reshape(len(te), h, w)
     full = pred.repeat(patch, 1).repeat(patch, 2)
     gt = W.landcover[te][:, :h * patch, :w * patch]
     m, per = miou(gt, full, len(W.classes))
     v = gt >= 0
     ctx.artefacts["segmentation"] = dict(index=te, pred=full, per_class={W.classes[c]: x for c, x in per.items()})
     return _rows("segmentation", "world", HELD_OUT, {"mIoU": m, "pixel_acc": 100.0 * float((gt == full)[v].mean())},
-                 protocol="probe", n=len(te))
+                 protocol="probe", n=len(te), chosen=chosen_text(ch))
 
 def _centre_cells(boxes, ph:float, pw:float, h:int, w:int) -> tuple:
     "Patch-grid (row, column) of each box centre, for patches of ph x pw pixels on an h x w grid."
@@ -579,10 +728,13 @@ def task_targets(ctx) -> list:
     sp = W.split[bx.chip.to_numpy()]
     a, b = sp == "train", np.isin(sp, EVAL_SPLITS)
     if not a.any() or not b.any(): return []
-    pred = linear_probe(X[a], bx.cls.to_numpy()[a], X[b], seed=ctx.seed)
+    pred, ch = ctx.probe(dict(patch=X[a]), bx.cls.to_numpy()[a], dict(patch=X[b]), chip=False)
     labels = list(TARGET_CLASSES)
     ctx.artefacts["targets"] = dict(labels=labels, probe=confusion(bx.cls.to_numpy()[b], pred, labels))
-    return _rows("targets", "world", HELD_OUT, {"top1": accuracy(bx.cls.to_numpy()[b], pred)}, protocol="probe", n=int(b.sum()))
+    return _rows("targets", "world", HELD_OUT, {"top1": accuracy(bx.cls.to_numpy()[b], pred)}, protocol="probe",
+                 n=int(b.sum()), chosen=chosen_text(ch))
+
+DETECTION_HEAD = "patch C=1 (fixed)" # the detection head's setting, not chosen on validation
 
 def detect_on_patches(P:torch.Tensor, boxes, split:np.ndarray, image_size:tuple, seed:int=0, bg_ratio:int=5,
                       min_score:float=0.05) -> tuple:
@@ -632,7 +784,7 @@ def task_detection(ctx) -> list:
     gt = gt.assign(image=gt.image.astype(int))
     ctx.artefacts["detection"] = dict(gt=gt, pred=pred)
     return _rows("detection", "world", HELD_OUT, {"AP50": box_ap50(gt, pred, tuple(W.images.shape[-2:]))},
-                 protocol="probe", n=len(gt))
+                 protocol="probe", n=len(gt), chosen=DETECTION_HEAD)
 
 # %% ../nbs/09_evaluate.ipynb #c7fc194f
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
@@ -697,18 +849,20 @@ def task_mstar(ctx, shots=(1, 5, 10), draws:int=5) -> list:
     "Target recognition on a class-folder set (MSTAR-10: train 17 deg, test 15 deg): linear probe and few-shot probes."
     D = ctx.mstar
     if D is None: return []
-    Xa, Xb = ctx.feats("mstar:train")["pooled"].numpy(), ctx.feats("mstar:test")["pooled"].numpy()
+    Ka, Kb = ctx.kinds("mstar:train"), ctx.kinds("mstar:test")
     ya, yb = D.labels["train"], D.labels["test"]
-    pred = linear_probe(Xa, ya, Xb, seed=ctx.seed, max_iter=1000)
-    rows = _rows("mstar", D.name, "test", {"top1": accuracy(yb, pred)}, protocol="probe", n=len(yb))
-    ctx.artefacts["mstar"] = dict(labels=D.classes, probe=confusion(yb, pred, D.classes))
+    pred, ch = ctx.probe(Ka, ya, Kb)
+    rows = _rows("mstar", D.name, "test", {"top1": accuracy(yb, pred)}, protocol="probe", n=len(yb), chosen=chosen_text(ch))
+    ctx.artefacts["mstar"] = dict(labels=D.classes, probe=confusion(yb, pred, D.classes), chosen=ch)
+    Xa, Xb = Ka[ch["features"]], Kb[ch["features"]]           # few-shot: the full probe's features, C and PCA size
     for k in shots:
         accs = []
         for d in range(draws):
             rng = np.random.default_rng(1000 * ctx.seed + d)
             sel = np.concatenate([rng.choice(np.nonzero(ya == c)[0], min(k, int((ya == c).sum())), replace=False) for c in D.classes])
-            accs.append(accuracy(yb, linear_probe(Xa[sel], ya[sel], Xb, seed=ctx.seed)))
-        rows += _rows("mstar", D.name, "test", {f"top1_{k}shot": float(np.mean(accs))}, protocol=f"few-shot x{draws}", n=len(yb))
+            accs.append(accuracy(yb, linear_probe(Xa[sel], ya[sel], Xb, C=ch["C"], seed=ctx.seed, pca=ch["pca"])))
+        rows += _rows("mstar", D.name, "test", {f"top1_{k}shot": float(np.mean(accs))}, protocol=f"few-shot x{draws}",
+                      n=len(yb), chosen=chosen_text(ch, val=False))
     return rows
 
 # %% ../nbs/09_evaluate.ipynb #29b88788
@@ -861,17 +1015,22 @@ def read_coco(json_path, images_dir=None, strict:bool=False) -> tuple:
 class BoxSet:
     "A box-annotated SAR image set for counting and detection: standardised images at one size, boxes, splits."
     name: str
-    images: torch.Tensor # (N, 1, size, size)
-    boxes: "pd.DataFrame" # chip (image index), cls, x0, y0, x1, y1 in the resized pixels
+    images: torch.Tensor # (N, 1, S, S): native scale on a zero canvas, or resized to `size`
+    boxes: "pd.DataFrame" # chip (image index), cls, x0, y0, x1, y1 in the canvas' pixels
     split: np.ndarray
     clipped: int = 0 # boxes clipped to the image border when read
     dropped: int = 0 # empty boxes skipped (zero width or height after clipping)
     left_out: int = 0 # images the dataset's split files do not list
 
-def load_boxes(path, name:str|None=None, size:int=128, test_fraction:float=0.3, seed:int=0,
+def load_boxes(path, name:str|None=None,
+               size:int|None=None, # resize (squash) every image to size x size; None = native scale on a canvas
+               test_fraction:float=0.3, seed:int=0,
                strict:bool=False, # refuse boxes outside the image instead of clipping them
+               tile:int=TILE, # native scale: the canvas side is a multiple of this
+               max_side:int=512, # native scale: images larger than this are scaled down to fit
               ) -> BoxSet:
-    "A VOC folder or a COCO JSON as a `BoxSet`: images resized to `size`, boxes scaled; random split when none is given."
+    """A VOC folder or a COCO JSON as a `BoxSet` (random split when none is given): images at native scale, top-left on a
+    zero canvas of the largest side rounded up to a multiple of `tile` (at most `max_side`), or resized to `size`."""
     from PIL import Image
     path = check_exists(path)
     imgs, boxes = read_coco(path, strict=strict) if path.is_file() else read_voc(path, strict=strict)
@@ -880,13 +1039,24 @@ def load_boxes(path, name:str|None=None, size:int=128, test_fraction:float=0.3, 
     if any(counts.values()):
         log.warning("%s: %d box(es) clipped to the image border, %d empty box(es) skipped, %d image(s) not in the split "
                     "files left out (--boxes-strict / strict=True refuses such boxes)", path, counts["clipped"], counts["dropped"], counts["left_out"])
-    arr = []
+    ims = []
     for r in imgs.itertuples():
         try:
-            with Image.open(r.path) as im: a = np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), np.float32) / 255
+            with Image.open(r.path) as im:
+                im = im.convert("L"); ims.append(np.asarray(im.resize((size, size), Image.BILINEAR) if size else im, np.float32) / 255)
         except OSError as err: raise SARInputError(r.path, f"cannot be read as an image ({err})", "re-copy it, or remove it and its annotation") from None
-        arr.append(amplitude_to_db(a))
-    arr = np.stack(arr)
+    S = size or min(max_side, tile * -(-max(max(a.shape) for a in ims) // tile))
+    arr, valid = np.zeros((len(ims), S, S), np.float32), np.zeros((len(ims), S, S), bool)
+    if size: sx, sy = size / imgs.width.to_numpy(float), size / imgs.height.to_numpy(float)
+    else: sx, sy = np.ones(len(ims)), np.ones(len(ims))
+    for k, a in enumerate(ims):
+        if max(a.shape) > S:         # native scale, but larger than max_side: scaled down to fit
+            s = S / max(a.shape); h, w = max(1, round(a.shape[0] * s)), max(1, round(a.shape[1] * s))
+            sx[k], sy[k] = w / a.shape[1], h / a.shape[0]
+            a = np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR))
+        arr[k, :a.shape[0], :a.shape[1]] = amplitude_to_db(a); valid[k, :a.shape[0], :a.shape[1]] = True
+    if not size and (sx < 1).any():
+        log.warning("%s: %d image(s) larger than max_side=%d px scaled down to fit", path, int((sx < 1).sum()), max_side)
     split = imgs.split.to_numpy(dtype=object)
     if any(s is None or s != s for s in split):
         rng = np.random.default_rng(seed)
@@ -897,26 +1067,28 @@ def load_boxes(path, name:str|None=None, size:int=128, test_fraction:float=0.3, 
                             f"both are needed (splits found: {', '.join(sorted(set(map(str, split))))})",
                             "add images, give the dataset's split (ImageSets/Main/train.txt + test.txt, or a 'split' per COCO image), "
                             "or change test_fraction")
-    mu, sd = float(arr[tr].mean()), float(arr[tr].std()) + 1e-6
-    sx = size / imgs.width.to_numpy(float); sy = size / imgs.height.to_numpy(float)
+    mu, sd = float(arr[tr][valid[tr]].mean()), float(arr[tr][valid[tr]].std()) + 1e-6   # image pixels, not the canvas
     b = boxes.rename(columns={"image": "chip"}).copy()
     i = b.chip.to_numpy()
     b["x0"], b["x1"] = b.x0 * sx[i], b.x1 * sx[i]; b["y0"], b["y1"] = b.y0 * sy[i], b.y1 * sy[i]
-    return BoxSet(name or path.stem, torch.from_numpy((arr - mu) / sd)[:, None], b, split, **counts)
+    return BoxSet(name or path.stem, torch.from_numpy(np.where(valid, (arr - mu) / sd, 0).astype(np.float32))[:, None],
+                  b, split, **counts)
 
 def task_boxes(ctx) -> list:
     "Counting (ridge probe, exact and MAE) and detection (AP50, light head) on a VOC / COCO box set."
     B = ctx.boxes
     if B is None: return []
-    f = ctx.feats("boxes")
+    f, K = ctx.feats("boxes"), ctx.kinds("boxes")
     tr, te = np.nonzero(B.split == "train")[0], np.nonzero(np.isin(B.split, EVAL_SPLITS))[0]
     y = np.bincount(B.boxes.chip.to_numpy(), minlength=len(B.split)) if len(B.boxes) else np.zeros(len(B.split), int)
-    pred = np.clip(np.round(ridge_probe(f["pooled"].numpy()[tr], y[tr], f["pooled"].numpy()[te])), 0, None)
+    pred, ch = ctx.probe(_at(K, tr), y[tr], _at(K, te), counts=True)
     rows = _rows("boxes", B.name, "test", {"count_exact": 100.0 * float(np.mean(pred == y[te])),
-                                           "count_MAE": float(np.abs(pred - y[te]).mean())}, protocol="probe", n=len(te))
+                                           "count_MAE": float(np.abs(pred - y[te]).mean())}, protocol="probe", n=len(te),
+                 chosen=chosen_text(ch))
     gt, det = detect_on_patches(f["patches"], B.boxes, B.split, tuple(B.images.shape[-2:]), ctx.seed)
     ctx.artefacts["boxes"] = dict(clipped=B.clipped, dropped=B.dropped, left_out=B.left_out)
-    return rows + _rows("boxes", B.name, "test", {"AP50": box_ap50(gt, det, tuple(B.images.shape[-2:]))}, protocol="probe", n=len(gt))
+    return rows + _rows("boxes", B.name, "test", {"AP50": box_ap50(gt, det, tuple(B.images.shape[-2:]))}, protocol="probe",
+                        n=len(gt), chosen=DETECTION_HEAD)
 
 # %% ../nbs/09_evaluate.ipynb #829875bd
 _REDO = "re-copy the model folder or retrain"
@@ -960,6 +1132,7 @@ class HFEncoder(Encoder):
         self.tok = _loaded(p, lambda: AutoTokenizer.from_pretrained(p, local_files_only=True), "tokenizer")
         vc = self.model.config.vision_config
         self.size, self.patch, self.device, self.name = vc.image_size, vc.patch_size, device, name or p.name
+        self.tile = TILE       # SAR is cut into world-chip-sized tiles, each resized to the model's input like a chip
         pre = p / "preprocessor_config.json"
         pc = json.loads(pre.read_text()) if pre.exists() else {}
         self.mean = torch.tensor(pc.get("image_mean", [0.48145466, 0.4578275, 0.40821073])).view(1, 3, 1, 1)
@@ -1072,14 +1245,15 @@ class OpenClipEncoder(HFEncoder):
         self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
         self.max_len = self.model.config.text_config.max_position_embeddings
 
-CHECKPOINT_SPECS = "a fusar-klip run or model folder, hf:FOLDER, open_clip:FILE,tokenizer=DIR, 'pixel-stats' or 'random-init'"
+CHECKPOINT_SPECS = "a fusar-klip run or model folder, hf:FOLDER, open_clip:FILE,tokenizer=DIR, 'pixels', 'pixel-stats' or 'random-init'"
 
 def load_encoder(spec:str, reference=None, device="cpu", seed:int=0) -> Encoder:
-    """An encoder from a spec: a fusar-klip model folder or run folder (its model/), 'pixel-stats', 'random-init'
+    """An encoder from a spec: a fusar-klip model folder or run folder (its model/), 'pixels', 'pixel-stats', 'random-init'
     (the architecture and tokenizer of `reference`, a KlipEncoder, freshly initialised), 'hf:PATH' (HF CLIP / BLIP)
     or 'open_clip:FILE,tokenizer=DIR[,act=quick_gelu]' (an open_clip / OpenAI CLIP ViT checkpoint)."""
     spec = str(spec)
     if spec == "pixel-stats": return PixelStatsEncoder()
+    if spec == "pixels": return PixelsEncoder()
     if spec == "random-init":
         if reference is None: raise SARInputError("--checkpoint", "'random-init' needs a trained fusar-klip checkpoint listed before it (its architecture)")
         return KlipEncoder.random_init(reference.model, seed)
@@ -1115,7 +1289,12 @@ TASKS = dict(retrieval=task_retrieval, captioning=task_captioning, vqa=task_vqa,
 
 NEEDS = dict(retrieval="text", captioning="caption", scene="text")
 
-RESULT_COLUMNS = ["task", "dataset", "split", "protocol", "metric", "value", "n", "model", "seed", "commit", "seconds"]
+RESULT_COLUMNS = ["task", "dataset", "split", "protocol", "metric", "value", "n", "model", "seed", "commit", "seconds",
+                  "chosen"] # chosen: the probe's features / C / PCA size picked on validation ('' for zero-shot and text tasks)
+
+FLOORS = ("random-init", "pixel-stats", "pixels") # the floors every model is compared with (`--floors`)
+
+EVAL_VERSION = 2 # bumped when the protocol changes the numbers (2: probes chosen on validation): older cached results are stale
 
 def resolve_tasks(tasks) -> list:
     "Task names from 'all', a comma-separated string or a list; unknown names raise with the list of tasks."
@@ -1137,7 +1316,7 @@ def evaluate(encoder:Encoder, tasks="all", world:WorldEval|None=None, mstar:Clas
              context:bool=False, # also return the EvalContext (artefacts for plots, timings, skipped tasks)
              max_caption_len:int=80, # tokens generated per caption
             ):
-    "Run the tasks for one encoder; a tidy table (task, dataset, split, protocol, metric, value, n, model, seed, commit, seconds)."
+    "Run the tasks for one encoder; a tidy table (task, dataset, split, protocol, metric, value, n, model, seed, commit, seconds, chosen)."
     import pandas as pd
     from tqdm.auto import tqdm
     names = resolve_tasks(tasks)
@@ -1162,7 +1341,7 @@ def evaluate(encoder:Encoder, tasks="all", world:WorldEval|None=None, mstar:Clas
         for r in out: r.update(model=model or encoder.name, seed=seed, commit=commit, seconds=round(ctx.timings[t], 3))
         rows += out
     df = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-    df["protocol"] = df["protocol"].fillna("")
+    df[["protocol", "chosen"]] = df[["protocol", "chosen"]].fillna("")
     return (df, ctx) if context else df
 
 # %% ../nbs/09_evaluate.ipynb #63c03b1f
@@ -1182,22 +1361,44 @@ def read_results(path):
     import pandas as pd
     p = check_exists(path)
     p = p / "results.csv" if p.is_dir() else p
-    text = {c: str for c in ("task", "dataset", "split", "protocol", "metric", "model", "commit")}
+    text = {c: str for c in ("task", "dataset", "split", "protocol", "metric", "model", "commit", "chosen")}
     df = pd.read_csv(check_exists(p), keep_default_na=True, dtype=text)   # a commit like 6e49011 is not a number
+    if "chosen" not in df.columns: df["chosen"] = ""                       # tables written before probes were chosen
     miss = [c for c in RESULT_COLUMNS if c not in df.columns]
     if miss: raise SARInputError(p, f"not a results table: missing columns {', '.join(miss)}", f"expected {', '.join(RESULT_COLUMNS)}")
-    df["protocol"] = df["protocol"].fillna("")
+    df[["protocol", "chosen"]] = df[["protocol", "chosen"]].fillna("")
     return df
 
-def summary_table(df, digits:int=1):
-    "Models as columns, (task, protocol, metric) as rows, 'mean ± std' over seeds (just the mean for one seed)."
+def higher_is_better(metric:str) -> bool:
+    "False for errors (MAE), True for scores."
+    return "MAE" not in metric
+
+def strongest_floor(df, floors=FLOORS):
+    """Per (task, protocol, metric): the floor with the best mean value over seeds, and that value -- the bar a model
+    has to clear. Rows no floor reports are absent."""
+    import pandas as pd
+    m = df[df.model.isin(floors)].groupby(["task", "protocol", "metric", "model"], sort=False).value.mean().dropna()
+    rows = []
+    for (t, p, k), s in m.groupby(level=[0, 1, 2], sort=False):
+        s = s.droplevel([0, 1, 2])
+        best = s.idxmax() if higher_is_better(k) else s.idxmin()
+        rows.append(dict(task=t, protocol=p, metric=k, floor=best, value=float(s[best])))
+    return pd.DataFrame(rows, columns=["task", "protocol", "metric", "floor", "value"]).set_index(["task", "protocol", "metric"])
+
+def summary_table(df, digits:int=1, floors=FLOORS):
+    """Models as columns, (task, protocol, metric) as rows, 'mean ± std' over seeds (just the mean for one seed); with
+    any of `floors` in the table, a last column 'strongest floor' names the best floor of each row and its mean."""
     g = df.groupby(["task", "protocol", "metric", "model"], sort=False).value
     m, s, n = g.mean(), g.std(), g.count()
     txt = [f"{a:.{digits}f}" + (f" ± {b:.{digits}f}" if k > 1 else "") for a, b, k in zip(m, s.fillna(0), n)]
     import pandas as pd
     t = pd.Series(txt, index=m.index).unstack("model")
     order = list(dict.fromkeys(df.model))
-    return t[[c for c in order if c in t.columns]].fillna("–")
+    t = t[[c for c in order if c in t.columns]]
+    if df.model.isin(floors).any():
+        sf = strongest_floor(df, floors)
+        t["strongest floor"] = [f"{sf.loc[i, 'floor']} {sf.loc[i, 'value']:.{digits}f}" if i in sf.index else None for i in t.index]
+    return t.fillna("–")
 
 def markdown_table(t) -> str:
     "A `summary_table` as a Markdown table (no extra dependency)."

@@ -629,7 +629,8 @@ def show_chip(db:np.ndarray, # (H, W) or (bands, H, W) backscatter in dB; the fi
               ax=None, # matplotlib axes to draw on
               vmin:float=-25, vmax:float=5, # dB display range
               alpha:float=0.35, # overlay opacity
-              title:str|None=None):
+              title:str|None=None,
+              colorbar:bool=True): # a dB colour bar beside the image
     "Show a SAR chip in dB with an optional land-cover overlay and target outlines; returns the axes."
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap, BoundaryNorm
@@ -637,7 +638,10 @@ def show_chip(db:np.ndarray, # (H, W) or (bands, H, W) backscatter in dB; the fi
     img = np.asarray(db, float)
     if img.ndim == 3: img = img[0]
     if ax is None: _, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(np.ma.masked_invalid(img), cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    im = ax.imshow(np.ma.masked_invalid(img), cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    if colorbar:
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02, extend="both")   # arrows: values beyond the range
+        cb.set_label("dB", fontsize=7); cb.ax.tick_params(labelsize=6)
     if landcover is not None:
         codes = sorted(classes)
         cmap = ListedColormap([classes[c][1] for c in codes])
@@ -645,8 +649,10 @@ def show_chip(db:np.ndarray, # (H, W) or (bands, H, W) backscatter in dB; the fi
         lc = np.ma.masked_where(~np.isin(landcover, codes), landcover)
         ax.imshow(lc, cmap=cmap, norm=norm, alpha=alpha, interpolation="nearest")
         present = [c for c in codes if (landcover == c).any()]
-        ax.legend(handles=[Patch(color=classes[c][1], label=classes[c][0]) for c in present], loc="lower left",
-                  fontsize=6, framealpha=0.7)
+        # below the image, so that it never hides a target
+        ax.legend(handles=[Patch(color=classes[c][1], label=classes[c][0]) for c in present], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.01), ncol=min(4, max(1, len(present))), fontsize=6, frameon=False,
+                  handlelength=1, columnspacing=0.8)
     if targets is not None:
         if transform is None: raise ValueError("show_chip needs the chip's `transform` to place target outlines")
         inv = ~transform

@@ -6,7 +6,6 @@ Docs: https://fusar-klip.github.io/fusar-klip/losses.html.md"""
 
 # %% ../nbs/06_losses.ipynb #3fa79c99
 from __future__ import annotations
-import math, os
 from typing import NamedTuple
 
 import torch
@@ -15,9 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'check_itc_distributed',
-           'hard_negative_indices', 'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'KlipLosses',
-           'KlipPretrain']
+__all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'hard_negative_indices',
+           'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'KlipLosses', 'KlipPretrain']
 
 # %% ../nbs/06_losses.ipynb #361a868f
 def world() -> tuple:
@@ -87,68 +85,6 @@ def enqueue(model, img_feat_m, txt_feat_m, image_idx):
     model.image_queue[:, pos] = img.t(); model.text_queue[:, pos] = txt.t(); model.idx_queue[0, pos] = idx
     model.queue_ptr[0] = (int(model.queue_ptr) + n) % Q
     model.queue_filled[0] = min(Q, int(model.queue_filled) + n)
-
-# %% ../nbs/06_losses.ipynb #e7ce461d
-def _itc_problem(seed:int=0, B:int=8, D:int=16):
-    g = torch.Generator().manual_seed(seed)
-    x_img, x_txt = torch.randn(B, 24, generator=g), torch.randn(B, 20, generator=g)
-    w_img, w_txt = torch.randn(24, D, generator=g), torch.randn(20, D, generator=g)
-    idx = torch.tensor([0, 0, 1, 2, 3, 4, 4, 5])[:B]
-    q = F.normalize(torch.randn(D, 12, generator=g), dim=0)
-    return x_img, x_txt, w_img, w_txt, idx, q
-
-def _itc_grads(x_img, x_txt, w_img, w_txt, idx, q, gather=True):
-    wi, wt = w_img.clone().requires_grad_(), w_txt.clone().requires_grad_()
-    fi, ft = F.normalize(x_img @ wi, dim=1), F.normalize(x_txt @ wt, dim=1)
-    with torch.no_grad(): fim, ftm = F.normalize(x_img @ (w_img * 0.9), dim=1), F.normalize(x_txt @ (w_txt * 0.9), dim=1)
-    if gather: loss, _, _ = itc_loss(fi, ft, fim, ftm, idx, torch.tensor(0.07), q, q.flip(1), torch.full((1, q.shape[1]), -100))
-    else: loss, _, _ = _itc_local(fi, ft, fim, ftm, idx, q)
-    loss.backward()
-    return loss.detach(), wi.grad, wt.grad
-
-def _itc_local(fi, ft, fim, ftm, idx, q):
-    "ITC on local features only (no gathering): what happens without gather-with-grad."
-    import fusar_klip.losses as L
-    saved = L.world
-    try:
-        L.world = lambda: (0, 1)
-        return itc_loss(fi, ft, fim, ftm, idx, torch.tensor(0.07), q, q.flip(1), torch.full((1, q.shape[1]), -100))
-    finally: L.world = saved
-
-def _itc_worker(rank:int, world_size:int, port:int, gather:bool, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        x_img, x_txt, w_img, w_txt, idx, q = _itc_problem()
-        n = x_img.shape[0] // world_size
-        sl = slice(rank * n, (rank + 1) * n)
-        loss, gi, gt = _itc_grads(x_img[sl], x_txt[sl], w_img, w_txt, idx[sl], q, gather)
-        for g in (gi, gt): dist.all_reduce(g); g /= world_size                # what DDP does
-        dist.all_reduce(loss); loss /= world_size
-        if rank == 0: out.put((float(loss), gi.numpy(), gt.numpy()))   # by value: this process exits next
-    finally: dist.destroy_process_group()
-
-def check_itc_distributed(world_size:int=2, gather:bool=True) -> dict:
-    "Max |difference| of ITC loss and gradients between `world_size` gloo processes and one process on the whole batch."
-    import socket
-    import torch.multiprocessing as mp
-    ref = _itc_grads(*_itc_problem())
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_itc_worker, args=(r, world_size, port, gather, out)) for r in range(world_size)]
-    for p in procs: p.start()
-    import queue, time
-    got, t0 = None, time.time()
-    while got is None:
-        try: got = out.get(timeout=1)
-        except queue.Empty:
-            if any(p.exitcode not in (None, 0) for p in procs) or time.time() - t0 > 300:
-                for p in procs: p.kill()
-                raise RuntimeError(f"a distributed worker failed (exit codes {[p.exitcode for p in procs]})") from None
-    for p in procs: p.join(60)
-    return dict(loss=abs(got[0] - float(ref[0])), grad_img=float((torch.from_numpy(got[1]) - ref[1]).abs().max()),
-                grad_txt=float((torch.from_numpy(got[2]) - ref[2]).abs().max()), grad_scale=float(ref[1].abs().max()))
 
 # %% ../nbs/06_losses.ipynb #36faf3c4
 @torch.no_grad()
@@ -229,6 +165,7 @@ class KlipPretrain(nn.Module):
         self.weights = dict(model.cfg.weights if weights is None else weights)
         self.gen = torch.Generator().manual_seed(seed)
         self.sample_negatives = sample_negatives
+        self.itc_loss = itc_loss # the contrastive term, replaceable on one instance (to record or vary it)
 
     def forward(self, image, input_ids, attention_mask, keyword_mask, image_idx, alpha:float|None=None) -> KlipLosses:
         m, w, tok = self.model, self.weights, self.model.tokenizer
@@ -245,7 +182,7 @@ class KlipPretrain(nn.Module):
                 img_feat_m = m.image_features(m.image_embeds(image, momentum=True), momentum=True)
                 txt_feat_m = m.text_features(m.text_hidden(input_ids, attention_mask, momentum=True), momentum=True)
             qs = (m.image_queue, m.text_queue, m.idx_queue) if int(m.queue_filled) else (None, None, None)
-            itc, s_i2t, s_t2i = itc_loss(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, m.temp, *qs, alpha=alpha)
+            itc, s_i2t, s_t2i = self.itc_loss(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, m.temp, *qs, alpha=alpha)
             if w.get("itm", 0): itm = itm_loss(m, img_emb, input_ids, attention_mask, image_idx, s_i2t, s_t2i, self.gen,
                                                self.sample_negatives)
             if self.training: enqueue(m, img_feat_m, txt_feat_m, image_idx)

@@ -6,9 +6,10 @@ Docs: https://fusar-klip.github.io/fusar-klip/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #e0404a0d
 from __future__ import annotations
-import json, logging, math, numbers, os, random, re, socket, time
+import contextlib, json, logging, math, numbers, os, random, re, socket, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,10 +20,13 @@ from .core import (SARInputError, atomic_path, check_exists, check_writable, rea
 from .scio import ScioConfig
 
 # %% auto #0
-__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'scio_recipe', 'TrainConfig', 'loader_options', 'setup_distributed', 'barrier',
-           'seed_all', 'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'load_checkpoint', 'pid_alive', 'RunLock', 'check_inputs', 'check_run_config', 'train', 'read_metrics',
-           'plot_run']
+__all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'LOSS_KEYS', 'HOOKS', 'scio_recipe', 'TrainConfig', 'loader_options',
+           'setup_distributed', 'barrier', 'seed_all', 'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'load_checkpoint', 'pid_alive', 'RunLock', 'check_inputs', 'check_run_config',
+           'MicroWorld', 'micro_world', 'phase_records', 'Callback', 'check_callbacks', 'TrainState', 'build_model',
+           'adamw_kernel', 'make_optimizer', 'use_kernel', 'run_tokenizer', 'resume', 'round_data', 'setup_run',
+           'epoch_batches', 'train_step', 'read_window', 'log_metrics', 'end_round', 'save_state', 'finish', 'train',
+           'read_metrics', 'plot_run']
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
@@ -46,7 +50,8 @@ _RULES = dict( # key: (what is expected, check)
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
     sample_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
-    tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)))
+    tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)),
+    compile=("true or false", lambda v: isinstance(v, bool)))
 
 def scio_recipe(name) -> dict:
     """The ScioConfig fields of a named recipe in fusar_klip/configs/scio/ (e.g. 'demo', the one `fusar-klip demo`,
@@ -110,6 +115,7 @@ class TrainConfig:
     tensorboard: bool = True # also log to TensorBoard when it is installed
     progress: bool = True
     workers: int = -1 # DataLoader worker processes per rank (-1: 0 on CPU, up to 8 on CUDA with pinned memory)
+    compile: bool = False # run the pre-training forward through torch.compile (GPU runs; the first steps compile)
 
     def __post_init__(self):
         if isinstance(self.scio, (str, os.PathLike)): self.scio = scio_recipe(str(self.scio))   # stored resolved
@@ -347,7 +353,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
                             "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
     return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=KlipConfig.load(cfg.model))
 
-_NOT_BINDING = ("progress", "out", "tensorboard", "workers")   # a copied or moved run folder resumes
+_NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a copied or moved run folder resumes; speed settings may change
 
 def _comparable(d:dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in d.items() if k not in _NOT_BINDING}, default=str))
@@ -376,10 +382,41 @@ def _on_rank0(rank:int, fn):
         if rank != 0 and box[0] is not None: raise ValueError(f"rank 0 could not start the run: {box[0]}")
     if err is not None: raise err
 
-# %% ../nbs/08_train.ipynb #7e1252ca
-def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng, bank=None) -> tuple:
-    """The captions a step trains on: as given (A), screened (B: flagged clause left out) or proofread (C).
-    `bank`: the round's corpus phrases (a `scio.PhraseBank`), the 'corpus' candidates of open-vocabulary SCIO."""
+# %% ../nbs/08_train.ipynb #b72ebb3b
+class MicroWorld(NamedTuple):
+    "The folders of a micro world; `root` is a training `data` folder when the corpus is `root/hcot`."
+    root: Path
+    scenes: Path
+    chips: Path
+    corpus: Path
+
+def micro_world(out, # folder to build in: scenes/, chips/ and the corpus folder
+                corpus:str="hcot", # the corpus folder's name under `out`
+                size:int=128, # chip size in pixels
+                split:str|None=None, # put every chip in this split (e.g. 'train'); default: the world's split by city
+                variants:int=1, # captions per chip
+                noise:float=0.0, # fraction of clauses corrupted (truth in corruptions.parquet: SCIO's noisy corpus)
+                workers:int=1, # simulator processes
+                **annotate, # more `hcot.annotate_corpus` options
+               ) -> MicroWorld:
+    "The simulator's 'micro' world in `out`, tiled and captioned: something to train on in seconds."
+    from fusar_klip.geo import tile_scenes
+    from fusar_klip.hcot import annotate_corpus
+    from fusar_klip.synth import synth_world, tiling_inputs
+    out = Path(out)
+    w = MicroWorld(out, out / "scenes", out / "chips", out / corpus)
+    synth_world(w.scenes, "micro", workers=workers, progress=False)
+    tile_scenes(tiling_inputs(w.scenes, split=split), w.chips, size, progress=False)
+    annotate_corpus(w.chips, w.corpus, w.scenes, variants=variants, noise=noise, **{"progress": False, **annotate})
+    return w
+
+# %% ../nbs/08_train.ipynb #1d45a181
+LOSS_KEYS = ("total", "itc", "itm", "rec")
+
+def phase_records(model, batch:dict, phase:str, tok, scfg, max_len:int, rng, bank=None) -> tuple:
+    """(captions, number flagged) for one batch of a SCIO step: as given (phase 'A'), screened ('B': the flagged
+    clause left out) or proofread ('C'). `bank`: the round's corpus phrases (a `scio.PhraseBank`), the 'corpus'
+    candidates of open-vocabulary SCIO."""
     from fusar_klip.scio import screen, proofread
     from fusar_klip.hcot import HCoT
     recs = batch["records"]
@@ -393,13 +430,312 @@ def _records_for_phase(model, batch, phase:str, tok, scfg, max_len, rng, bank=No
         else: out, _ = proofread(model, emb, recs, sr, tok, scfg, bank)
     return out, sum(ci >= 0 for ci in sr.flagged)
 
+# %% ../nbs/08_train.ipynb #5e82be9b
+HOOKS = ("on_start", "on_step", "on_batch_records", "on_log", "on_round", "on_checkpoint", "on_end")
+
+class Callback:
+    "The hooks `train` calls, on every process, with the `TrainState`. Subclass it, or define some of them on any object."
+    def on_start(self, state): "Set up (and resumed, if there was a checkpoint); no step has run yet."
+    def on_step(self, state): "An optimiser step is done: `state.step`, `state.phase`, `state.losses`."
+    def on_batch_records(self, state, before, after): "SCIO phases B, C: a batch's captions as read and as trained on."
+    def on_log(self, state, record): "Rank 0 wrote `record` to metrics.jsonl (called on rank 0 only)."
+    def on_round(self, state): "A SCIO round ended: the corpus is proofread and versioned (`state.scio_result`, rank 0)."
+    def on_checkpoint(self, state): "A checkpoint was written (`state.ckpt_path`, rank 0)."
+    def on_end(self, state): "The final model is saved; `state.summary` is what `train` returns."
+
+def check_callbacks(callbacks) -> list:
+    "The callbacks as a list; one without any hook, or with an `on_*` method that is no hook (a typo), is an error."
+    cbs = list(callbacks or [])
+    for cb in cbs:
+        bad = sorted(n for n in dir(cb) if n.startswith("on_") and n not in HOOKS)
+        if bad: raise TypeError(f"callback {type(cb).__name__} has {', '.join(bad)}, which train never calls; "
+                                f"the hooks are {', '.join(HOOKS)}")
+        if not any(callable(getattr(cb, h, None)) for h in HOOKS):
+            raise TypeError(f"callback {type(cb).__name__} has none of the hooks {', '.join(HOOKS)}")
+    return cbs
+
+@dataclass
+class TrainState:
+    "A run as it stands: what the pieces of the loop read and update, and what callbacks see."
+    cfg: TrainConfig
+    rank: int
+    world: int
+    dev: torch.device
+    inputs: dict # from check_inputs: chips, corpus_dir, stats, records, model
+    callbacks: list = field(default_factory=list)
+    tok: object = None; model: object = None
+    pre: object = None # the KlipPretrain forward; `ddp` is what a step calls (pre, or pre under DDP)
+    ddp: object = None; opt: object = None; sched: object = None; params: list = field(default_factory=list)
+    scio_rng: random.Random|None = None
+    ds: object = None; bank: object = None; sampler: object = None; per_epoch: int = 0; collate: object = None
+    truths: dict|None = None; tb: object = None; bar: object = None
+    truth_facts: dict|None = None # chip_id -> ChipFacts: free-text clauses are scored by their claims
+    step: int = 0; rnd: int = 0; total: int = 0; epoch: int = 0; in_epoch: int = 0; it: object = None
+    phase: str = "A"; flagged: int = 0
+    losses: torch.Tensor|None = None # the last step's LOSS_KEYS: global-batch means, float64, on the device
+    gn: object = 0.0 # the last step's gradient norm before clipping (a device tensor when clip_grad > 0)
+    window: list = field(default_factory=list) # each step's losses since the last metrics line
+    t_last: float = 0.0; timed: int = 0; truncated: int = 0
+    scio_result: dict|None = None; ckpt_path: Path|None = None; summary: dict|None = None
+
+    @property
+    def run(self) -> Path: return Path(self.cfg.out)
+
+def _fire(st:TrainState, hook:str, *args):
+    for cb in st.callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None: fn(st, *args)
+
+# %% ../nbs/08_train.ipynb #559da132
+def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1) -> tuple:
+    "(model, pre, ddp): the `KlipModel` (seeded before init), its pre-training forward, and what a step calls."
+    from fusar_klip.losses import KlipPretrain
+    from fusar_klip.model import KlipModel
+    mcfg, stats = inputs["model"], inputs["stats"]
+    seed_all(cfg.seed)
+    if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
+    if cfg.queue_size: mcfg.queue_size = cfg.queue_size
+    if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
+    mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], MODES[cfg.mode]
+    model = KlipModel(mcfg, tok).to(dev)
+    pre = KlipPretrain(model, MODES[cfg.mode], seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives).train()
+    if cfg.compile: pre.compile()
+    ddp = torch.nn.parallel.DistributedDataParallel(pre, find_unused_parameters=cfg.mode == "clip",
+                                                    broadcast_buffers=False) if world > 1 else pre
+    return model, pre, ddp
+
+def adamw_kernel(dev) -> dict:
+    "AdamW's implementation for `dev`: fused on CUDA, foreach elsewhere."
+    return dict(fused=True, foreach=None) if torch.device(dev).type == "cuda" else dict(fused=None, foreach=True)
+
+def make_optimizer(cfg:TrainConfig, model, dev) -> tuple:
+    "(AdamW, schedule): weight decay on matrices only; warmup then cosine over the steps of every round."
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0)],
+                            lr=cfg.lr, **adamw_kernel(dev))
+    total = cfg.steps * cfg.scio_cfg.rounds
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, cfg.warmup, cfg.min_lr))
+
+def use_kernel(opt, dev):
+    "After `opt.load_state_dict`: this device's AdamW implementation, with the step counters where it keeps them."
+    k = adamw_kernel(dev)
+    for g in opt.param_groups:
+        g.update(k)
+        for p in g["params"]:
+            s = opt.state.get(p, {})
+            if torch.is_tensor(s.get("step")): s["step"] = s["step"].to(p.device if k["fused"] else "cpu")
+
+# %% ../nbs/08_train.ipynb #558aeb2c
+def run_tokenizer(cfg:TrainConfig, records:list, rank:int=0):
+    "The run's tokenizer: made from the corpus by rank 0 while there is no checkpoint, then read from the run by every rank."
+    from fusar_klip.data import load_tokenizer
+    run = Path(cfg.out)
+    resumable = (run / "checkpoints" / "latest.json").exists()
+    if rank == 0 and not (resumable and (run / "tokenizer" / "tokenizer.json").exists()):
+        load_tokenizer("corpus", [r.caption for r in records], cfg.tokenizer_vocab).save_pretrained(run / "tokenizer")
+    barrier()
+    return load_tokenizer(run / "tokenizer")
+
+def resume(st:TrainState) -> bool:
+    "Load the run's latest checkpoint into `st`; False when there is none."
+    ck = load_checkpoint(st.run)
+    if ck is None: return False
+    try: st.model.load_state_dict(ck["model"])
+    except RuntimeError as err:
+        raise SARInputError(st.run / "checkpoints", "checkpoint does not fit this config's model",
+                            str(err).splitlines()[0][:200]) from None
+    st.opt.load_state_dict(ck["optimizer"]); use_kernel(st.opt, st.dev); st.sched.load_state_dict(ck["scheduler"])
+    st.step, st.rnd = int(ck["step"]), int(ck["round"])
+    set_rng_state(ck["rng"][st.rank], st.pre.gen, st.scio_rng)
+    st.window = list(ck.get("window", []))             # losses since the last metrics line, so resumed lines match
+    return True
+
+def round_data(st:TrainState):
+    "The current round's training captions (`st.ds`) and, for open-vocabulary SCIO, their phrases (`st.bank`)."
+    from fusar_klip.data import ChipCaptionDataset
+    from fusar_klip.scio import PhraseBank, read_version
+    records = st.inputs["records"] if st.rnd == 0 else read_version(st.run, st.rnd)
+    st.ds = ChipCaptionDataset(st.inputs["chips"], records, split="train", stats=st.inputs["stats"])
+    st.bank = PhraseBank.from_records(st.ds.records) if "corpus" in st.cfg.scio_cfg.sources else None
+
+def _open_logs(st:TrainState):
+    "TensorBoard (rank 0, when installed), metrics.jsonl cut back to the step resumed from, config.json, the progress bar."
+    from tqdm.auto import tqdm
+    cfg, run = st.cfg, st.run
+    if st.rank == 0 and cfg.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            st.tb = SummaryWriter(str(run / "tensorboard"))
+        except Exception: st.tb = None
+    metrics_f = run / "metrics.jsonl"
+    if st.rank == 0 and st.step == 0 and metrics_f.exists(): metrics_f.unlink()
+    if st.rank == 0 and metrics_f.exists():        # drop lines past the checkpoint we resume from (and one cut by a kill)
+        keep = [l for l in metrics_f.read_text().splitlines() if _line_step(l) <= st.step]
+        write_text_atomic(metrics_f, "".join(l + "\n" for l in keep))
+    if st.rank == 0: write_json_atomic(run / "config.json", cfg.to_dict())     # the run has started: its config binds the folder
+    st.bar = tqdm(total=st.total, initial=st.step, desc=f"train {cfg.mode}", disable=st.rank != 0 or not cfg.progress)
+    st.t_last = time.time()
+
 def _line_step(line:str) -> float:
     "The step of a metrics line; inf for a line that a kill cut short."
     try: return json.loads(line)["step"]
     except (json.JSONDecodeError, KeyError, TypeError): return math.inf
 
-def train(cfg:TrainConfig) -> dict:
-    "Train a KLIP model as `cfg` says (one process, or one rank under torchrun); return a summary."
+def setup_run(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict, callbacks:list=()) -> TrainState:
+    "Everything before the first step; the state of a new run, or of the checkpoint it resumes from."
+    from fusar_klip.data import Collate
+    from fusar_klip.scio import clean_records, chip_facts
+    st = TrainState(cfg, rank, world, dev, inputs, list(callbacks))
+    st.tok = run_tokenizer(cfg, inputs["records"], rank)
+    st.model, st.pre, st.ddp = build_model(cfg, inputs, st.tok, dev, rank, world)
+    st.params = [p for p in st.model.parameters() if p.requires_grad]
+    st.opt, st.sched = make_optimizer(cfg, st.model, dev)
+    st.total, st.scio_rng = cfg.steps * cfg.scio_cfg.rounds, random.Random(cfg.seed + rank)
+    resume(st)
+    round_data(st)
+    try: st.sampler = ResumableSampler(len(st.ds), cfg.batch_size, rank, world, cfg.seed)
+    except ValueError as err:
+        raise SARInputError("batch_size", f"{err} (training captions of {inputs['corpus_dir']})", "lower batch_size") from None
+    st.per_epoch = st.sampler.batches_per_epoch() // cfg.grad_accum
+    if st.per_epoch == 0: raise SARInputError("grad_accum", f"{cfg.grad_accum} is more than the {st.sampler.batches_per_epoch()} "
+                                              "batches of an epoch", "lower grad_accum or batch_size")
+    st.collate = Collate(st.tok, cfg.max_len)
+    truth_f = inputs["corpus_dir"] / "corruptions.parquet"       # injected noise: SCIO rounds are scored against it
+    if truth_f.exists():
+        import pandas as pd
+        st.truths = {(r.chip_id, r.variant): r for r in clean_records(inputs["records"], pd.read_parquet(truth_f))}
+        st.truth_facts = chip_facts(inputs["chips"])
+    _open_logs(st)
+    return st
+
+# %% ../nbs/08_train.ipynb #3a7d3ec3
+def epoch_batches(st:TrainState):
+    "Start reading where the run stands: the epoch of `st.step`, from its next batch (a resumed run starts mid-epoch)."
+    st.epoch, st.in_epoch = divmod(st.step, st.per_epoch)
+    st.sampler.set_epoch(st.epoch, st.in_epoch * st.cfg.grad_accum)
+    dl = torch.utils.data.DataLoader(st.ds, batch_size=st.cfg.batch_size, sampler=st.sampler, collate_fn=st.collate,
+                                     **loader_options(st.cfg.workers, st.dev, st.world))
+    st.it = iter(dl)
+
+def train_step(st:TrainState):
+    "One optimiser step over `grad_accum` micro-batches; the losses stay on the device (`st.losses`, `st.window`)."
+    from fusar_klip.data import encode_captions
+    cfg, scfg, dev = st.cfg, st.cfg.scio_cfg, st.dev
+    st.phase = scfg.phase(st.step - st.rnd * cfg.steps, cfg.steps) if cfg.mode == "klip" else "A"
+    st.opt.zero_grad(set_to_none=True)
+    st.flagged, parts = 0, []
+    for micro in range(cfg.grad_accum):
+        b = next(st.it)
+        st.truncated += b.pop("n_truncated", 0)
+        b = {k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in b.items()}
+        if st.phase != "A":
+            recs, flagged = phase_records(st.model, b, st.phase, st.tok, scfg, cfg.max_len, st.scio_rng, st.bank)
+            _fire(st, "on_batch_records", b["records"], recs)
+            st.flagged += flagged
+            enc = encode_captions(recs, st.tok, cfg.max_len)
+            b.update({k: enc[k].to(dev) for k in ("input_ids", "attention_mask", "keyword_mask")})
+        sync = micro == cfg.grad_accum - 1 or st.world == 1
+        ctx = st.ddp.no_sync() if not sync else contextlib.nullcontext()
+        with ctx, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.bf16):
+            out = st.ddp(b["image"], b["input_ids"], b["attention_mask"], b["keyword_mask"], b["image_idx"])
+            (out.total / cfg.grad_accum).backward()
+        parts.append(torch.stack([t.detach().float() for t in out]))        # LOSS_KEYS, as float32 on the device
+    st.gn = torch.nn.utils.clip_grad_norm_(st.params, cfg.clip_grad) if cfg.clip_grad else 0.0
+    st.opt.step(); st.sched.step()
+    st.step += 1; st.in_epoch += 1
+    st.losses = torch.stack(parts).double().mean(0)
+    if st.world > 1: dist.all_reduce(st.losses); st.losses /= st.world     # the global batch's losses
+    st.window.append(st.losses); st.timed += 1
+    st.bar.update()
+    _fire(st, "on_step")
+
+# %% ../nbs/08_train.ipynb #0c7dc5f4
+def read_window(st:TrainState) -> list:
+    "The window's losses as dicts of floats (one read for every step not read yet); a non-finite loss stops the run."
+    pending = [i for i, x in enumerate(st.window) if torch.is_tensor(x)]
+    if pending:
+        for i, v in zip(pending, torch.stack([st.window[i] for i in pending]).tolist()): st.window[i] = dict(zip(LOSS_KEYS, v))
+    first = st.step - len(st.window) + 1
+    for i, x in enumerate(st.window):
+        if not math.isfinite(x["total"]): raise FloatingPointError(f"loss is {x['total']} at step {first + i}: stopping before it spreads")
+    return st.window
+
+def log_metrics(st:TrainState) -> dict|None:
+    "Write the metrics line of this step (rank 0) and start a new window; return the line (None on other ranks)."
+    window, now, rec = read_window(st), time.time(), None
+    if st.rank == 0:
+        cfg = st.cfg
+        rec = dict(step=st.step, epoch=st.epoch, steps_per_epoch=st.per_epoch, round=st.rnd, phase=st.phase,
+                   lr=st.sched.get_last_lr()[0], grad_norm=float(st.gn), flagged=st.flagged,
+                   **{k: float(np.mean([x[k] for x in window])) for k in LOSS_KEYS},
+                   sec_per_step=(now - st.t_last) / st.timed,
+                   samples_per_s=st.timed * cfg.batch_size * st.world * cfg.grad_accum / (now - st.t_last))
+        with open(st.run / "metrics.jsonl", "a") as fh: fh.write(json.dumps(rec) + "\n")
+        if st.tb is not None:
+            for k in ("total", "itc", "itm", "rec", "lr"): st.tb.add_scalar(f"train/{k}", rec[k], st.step)
+        st.bar.set_postfix(phase=st.phase, **{k: f"{rec[k]:.3f}" for k in LOSS_KEYS})
+        _fire(st, "on_log", rec)
+    st.window, st.t_last, st.timed = [], now, 0
+    return rec
+
+# %% ../nbs/08_train.ipynb #a926428c
+def end_round(st:TrainState):
+    "Proofread and version the corpus (rank 0), then move every rank to the next round's captions."
+    from fusar_klip.scio import proofread_corpus, write_version, score_round
+    read_window(st)                                    # a diverged model proofreads nothing
+    barrier()
+    cfg, scfg, run = st.cfg, st.cfg.scio_cfg, st.run
+    if st.rank == 0:
+        pst = {}
+        new, audit, flg = proofread_corpus(st.model, st.ds, st.tok, scfg, cfg.batch_size * 2, cfg.max_len, cfg.seed + st.rnd,
+                                           st.dev, progress=cfg.progress, stats=pst)
+        write_version(run, st.rnd + 1, new, audit)
+        res = dict(round=st.rnd + 1, corrections=len(audit), dropped=sum(a.action == "dropped" for a in audit), **pst)
+        if st.truths is not None: res.update(score_round(st.ds.records, flg, new, st.truths, st.truth_facts))
+        sf = run / "scio.jsonl"        # rewrite: a round redone after a kill replaces its line
+        prev = [l for l in sf.read_text().splitlines() if json.loads(l)["round"] < res["round"]] if sf.exists() else []
+        with atomic_path(sf) as t: Path(t).write_text("".join(l + "\n" for l in prev + [json.dumps(res)]))
+        st.scio_result = res
+    barrier()
+    st.rnd += 1
+    if st.rnd < scfg.rounds: round_data(st)
+    _fire(st, "on_round")
+
+def save_state(st:TrainState) -> Path|None:
+    "Write a checkpoint (rank 0; every rank's random states); return its path on rank 0."
+    read_window(st)                                    # never save a diverged run
+    rngs = [rng_state(st.pre.gen, st.scio_rng)]
+    if st.world > 1:
+        allr = [None] * st.world; dist.all_gather_object(allr, rngs[0]); rngs = allr
+    st.ckpt_path = None
+    if st.rank == 0:
+        st.ckpt_path = save_checkpoint(st.run, dict(model=st.model.state_dict(), optimizer=st.opt.state_dict(),
+                                                    scheduler=st.sched.state_dict(), step=st.step, round=st.rnd, rng=rngs,
+                                                    metrics=dict(zip(LOSS_KEYS, st.losses.tolist())), window=st.window),
+                                       st.step, st.cfg.keep_last)
+    barrier()
+    _fire(st, "on_checkpoint")
+    return st.ckpt_path
+
+def finish(st:TrainState) -> dict:
+    "Close the logs, save the final model and summary.json (rank 0), end the process group; return the summary."
+    st.bar.close()
+    if st.tb is not None: st.tb.close()
+    st.summary = dict(steps=st.step, rounds=st.rnd, mode=st.cfg.mode, world=st.world, truncated=st.truncated)
+    if st.rank == 0:
+        st.model.save_pretrained(st.run / "model")
+        write_json_atomic(st.run / "summary.json", st.summary)
+    barrier()
+    _fire(st, "on_end")
+    if dist.is_initialized(): dist.destroy_process_group()
+    return st.summary
+
+# %% ../nbs/08_train.ipynb #4606b28a
+def train(cfg:TrainConfig, callbacks=()) -> dict:
+    """Train a KLIP model as `cfg` says (one process, or one rank under torchrun); return a summary. `callbacks`:
+    objects with some of the methods of `Callback`, called on every process."""
+    callbacks = check_callbacks(callbacks)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise SARInputError("device", f"{cfg.device!r} asks for a GPU, but torch sees none", "use device 'auto' or 'cpu'")
     rank, world, dev = setup_distributed(cfg.device)
@@ -410,169 +746,23 @@ def train(cfg:TrainConfig) -> dict:
         check_writable(run, "out"); lock.acquire(); check_run_config(run, cfg)
     try:
         _on_rank0(rank, claim)
-        return _train(cfg, rank, world, dev, inputs)
+        return _train(cfg, rank, world, dev, inputs, callbacks)
     finally: lock.release()                           # also on errors; a no-op on other ranks
 
-def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict) -> dict:
+def _train(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict, callbacks:list) -> dict:
     "The run itself, once its inputs are read and rank 0 holds the run folder."
-    from tqdm.auto import tqdm
-    from fusar_klip.data import ChipCaptionDataset, Collate, encode_captions, load_tokenizer
-    from fusar_klip.losses import KlipPretrain
-    from fusar_klip.model import KlipModel
-    from fusar_klip.scio import proofread_corpus, write_version, read_version, clean_records, score_round, error_rate
-    run, chips, corpus_dir = Path(cfg.out), inputs["chips"], inputs["corpus_dir"]
-    stats, records0, mcfg = inputs["stats"], inputs["records"], inputs["model"]
-    scfg = cfg.scio_cfg
-    # tokenizer (made by rank 0, read by all; remade while there is no checkpoint, as an earlier start may have had
-    # another corpus or vocabulary), model (seeded before init)
-    resumable = (run / "checkpoints" / "latest.json").exists()
-    if rank == 0 and not (resumable and (run / "tokenizer" / "tokenizer.json").exists()):
-        load_tokenizer("corpus", [r.caption for r in records0], cfg.tokenizer_vocab).save_pretrained(run / "tokenizer")
-    barrier()
-    tok = load_tokenizer(run / "tokenizer")
-    seed_all(cfg.seed)
-    if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
-    if cfg.queue_size: mcfg.queue_size = cfg.queue_size
-    if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
-    mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], MODES[cfg.mode]
-    model = KlipModel(mcfg, tok).to(dev)
-    pre = KlipPretrain(model, MODES[cfg.mode], seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives).train()
-    ddp = torch.nn.parallel.DistributedDataParallel(pre, find_unused_parameters=cfg.mode == "clip",
-                                                    broadcast_buffers=False) if world > 1 else pre
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0)],
-                            lr=cfg.lr)
-    total = cfg.steps * scfg.rounds
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, cfg.warmup, cfg.min_lr))
-    scio_rng = random.Random(cfg.seed + rank)
-    step, rnd, window = 0, 0, []
-    ck = load_checkpoint(run)
-    if ck is not None:
-        try: model.load_state_dict(ck["model"])
-        except RuntimeError as err:
-            raise SARInputError(run / "checkpoints", "checkpoint does not fit this config's model",
-                                str(err).splitlines()[0][:200]) from None
-        opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
-        step, rnd = int(ck["step"]), int(ck["round"])
-        set_rng_state(ck["rng"][rank], pre.gen, scio_rng)
-        window = list(ck.get("window", []))           # losses since the last metrics line, so resumed lines match
-    # the corpus of the current round
-    records = records0 if rnd == 0 else read_version(run, rnd)
-    ds = ChipCaptionDataset(chips, records, split="train", stats=stats)
-    from fusar_klip.scio import PhraseBank
-    def phrase_bank(ds):    # open-vocabulary SCIO: the phrases of the round's corpus (training split) per field
-        return PhraseBank.from_records(ds.records) if "corpus" in scfg.sources else None
-    bank = phrase_bank(ds)
-    try: sampler = ResumableSampler(len(ds), cfg.batch_size, rank, world, cfg.seed)
-    except ValueError as err: raise SARInputError("batch_size", f"{err} (training captions of {corpus_dir})", "lower batch_size") from None
-    per_epoch = sampler.batches_per_epoch() // cfg.grad_accum
-    if per_epoch == 0: raise SARInputError("grad_accum", f"{cfg.grad_accum} is more than the {sampler.batches_per_epoch()} "
-                                           "batches of an epoch", "lower grad_accum or batch_size")
-    collate = Collate(tok, cfg.max_len)
-    truths = None
-    if (corpus_dir / "corruptions.parquet").exists():
-        import pandas as pd
-        truths = {(r.chip_id, r.variant): r for r in clean_records(records0, pd.read_parquet(corpus_dir / "corruptions.parquet"))}
-    tb = None
-    if rank == 0 and cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            tb = SummaryWriter(str(run / "tensorboard"))
-        except Exception: tb = None
-    metrics_f = run / "metrics.jsonl"
-    if rank == 0 and step == 0 and metrics_f.exists(): metrics_f.unlink()
-    if rank == 0 and metrics_f.exists():        # drop lines past the checkpoint we resume from (and one cut by a kill)
-        keep = [l for l in metrics_f.read_text().splitlines() if _line_step(l) <= step]
-        write_text_atomic(metrics_f, "".join(l + "\n" for l in keep))
-    if rank == 0: write_json_atomic(run / "config.json", cfg.to_dict())     # the run has started: its config binds the folder
-    bar = tqdm(total=total, initial=step, desc=f"train {cfg.mode}", disable=rank != 0 or not cfg.progress)
-    t_last, timed, truncated = time.time(), 0, 0
-    use_amp = dev.type == "cuda" and cfg.bf16
-    loader_kw = loader_options(cfg.workers, dev, world)
-    while step < total:
-        epoch, in_epoch = divmod(step, per_epoch)
-        sampler.set_epoch(epoch, in_epoch * cfg.grad_accum)
-        dl = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate, **loader_kw)
-        it = iter(dl)
-        while step < total and in_epoch < per_epoch:
-            phase = scfg.phase(step - rnd * cfg.steps, cfg.steps) if cfg.mode == "klip" else "A"
-            opt.zero_grad(set_to_none=True)
-            flagged, acc = 0, []
-            for micro in range(cfg.grad_accum):
-                b = next(it)
-                truncated += b.pop("n_truncated", 0)
-                b = {k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in b.items()}
-                if phase != "A":
-                    recs, flagged_m = _records_for_phase(model, b, phase, tok, scfg, cfg.max_len, scio_rng, bank)
-                    flagged += flagged_m
-                    enc = encode_captions(recs, tok, cfg.max_len)
-                    b.update({k: enc[k].to(dev) for k in ("input_ids", "attention_mask", "keyword_mask")})
-                sync = micro == cfg.grad_accum - 1 or world == 1
-                ctx = ddp.no_sync() if (world > 1 and not sync) else torch.enable_grad()
-                with ctx, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = ddp(b["image"], b["input_ids"], b["attention_mask"], b["keyword_mask"], b["image_idx"])
-                    (out.total / cfg.grad_accum).backward()
-                acc.append(out)
-            if cfg.clip_grad: gn = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.clip_grad))
-            else: gn = 0.0
-            opt.step(); sched.step()
-            step += 1; in_epoch += 1
-            mt = torch.tensor([np.mean([getattr(o, k).item() for o in acc]) for k in ("total", "itc", "itm", "rec")],
-                              dtype=torch.float64, device=dev)
-            if world > 1: dist.all_reduce(mt); mt /= world               # log the global batch's losses
-            m = dict(zip(("total", "itc", "itm", "rec"), mt.tolist()))
-            window.append(m); timed += 1
-            if not math.isfinite(m["total"]): raise FloatingPointError(f"loss is {m['total']} at step {step}: stopping before it spreads")
-            if rank == 0:
-                bar.update(); bar.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in m.items()})
-            if rank == 0 and (step % cfg.log_every == 0 or step == total):
-                now = time.time()
-                rec = dict(step=step, epoch=epoch, steps_per_epoch=per_epoch, round=rnd, phase=phase, lr=sched.get_last_lr()[0], grad_norm=gn, flagged=flagged,
-                           **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
-                           sec_per_step=(now - t_last) / timed,
-                           samples_per_s=timed * cfg.batch_size * world * cfg.grad_accum / (now - t_last))
-                with open(metrics_f, "a") as fh: fh.write(json.dumps(rec) + "\n")
-                if tb is not None:
-                    for k in ("total", "itc", "itm", "rec", "lr"): tb.add_scalar(f"train/{k}", rec[k], step)
-                window, t_last, timed = [], now, 0
-            end_of_round = cfg.mode == "klip" and step % cfg.steps == 0
-            if end_of_round:
-                barrier()
-                if rank == 0:
-                    pst = {}
-                    new, audit, flg = proofread_corpus(model, ds, tok, scfg, cfg.batch_size * 2, cfg.max_len, cfg.seed + rnd,
-                                                       dev, progress=cfg.progress, stats=pst)
-                    write_version(run, rnd + 1, new, audit)
-                    res = dict(round=rnd + 1, corrections=len(audit), dropped=sum(a.action == "dropped" for a in audit), **pst)
-                    if truths is not None: res.update(score_round(ds.records, flg, new, truths))
-                    sf = run / "scio.jsonl"        # rewrite: a round redone after a kill replaces its line
-                    prev = [l for l in sf.read_text().splitlines() if json.loads(l)["round"] < res["round"]] if sf.exists() else []
-                    with atomic_path(sf) as t: Path(t).write_text("".join(l + "\n" for l in prev + [json.dumps(res)]))
-                barrier()
-                rnd += 1
-                if rnd < scfg.rounds:
-                    ds = ChipCaptionDataset(chips, read_version(run, rnd), split="train", stats=stats)
-                    bank = phrase_bank(ds)
-            if step % cfg.ckpt_every == 0 or step == total or end_of_round:
-                rngs = [rng_state(pre.gen, scio_rng)]
-                if world > 1:
-                    allr = [None] * world; dist.all_gather_object(allr, rngs[0]); rngs = allr
-                if rank == 0:
-                    save_checkpoint(run, dict(model=model.state_dict(), optimizer=opt.state_dict(),
-                                              scheduler=sched.state_dict(), step=step, round=rnd, rng=rngs,
-                                              metrics=m, window=window), step, cfg.keep_last)
-                barrier()
-            if end_of_round: break
-    bar.close()
-    if tb is not None: tb.close()
-    summary = dict(steps=step, rounds=rnd, mode=cfg.mode, world=world, truncated=truncated)
-    if rank == 0:
-        model.save_pretrained(run / "model")
-        write_json_atomic(run / "summary.json", summary)
-    barrier()
-    if dist.is_initialized(): dist.destroy_process_group()
-    return summary
+    st = setup_run(cfg, rank, world, dev, inputs, callbacks)
+    _fire(st, "on_start")
+    while st.step < st.total:
+        epoch_batches(st)
+        while st.step < st.total and st.in_epoch < st.per_epoch:
+            train_step(st)
+            if st.step % cfg.log_every == 0 or st.step == st.total: log_metrics(st)
+            end_of_round = cfg.mode == "klip" and st.step % cfg.steps == 0
+            if end_of_round: end_round(st)
+            if st.step % cfg.ckpt_every == 0 or st.step == st.total or end_of_round: save_state(st)
+            if end_of_round: break                    # the next round reads its own corpus version
+    return finish(st)
 
 def read_metrics(run_dir):
     "The metrics of a run as a DataFrame."

@@ -32,13 +32,8 @@ def run_cli(*args, env=None, **kw):
 
 
 def micro_world(d, corpus="hcot", size=128, split=None, **annotate):
-    """The simulator's micro world in `d`: scenes/, chips/ (`size` px; every chip in `split` if given) and a caption
-    corpus `d/corpus` (`annotate` goes to annotate_corpus)."""
-    from fusar_klip.geo import tile_scenes
-    from fusar_klip.hcot import annotate_corpus
-    from fusar_klip.synth import synth_world, tiling_inputs
-    d = Path(d)
-    synth_world(d / "scenes", "micro", workers=1, progress=False)
-    tile_scenes(tiling_inputs(d / "scenes", split=split), d / "chips", size, progress=False)
-    annotate_corpus(d / "chips", d / corpus, d / "scenes", **{"variants": 1, "progress": False, **annotate})
-    return d
+    """The simulator's micro world in `d`, built by the library's `fusar_klip.train.micro_world`: scenes/, chips/
+    (`size` px; every chip in `split` if given) and a caption corpus `d/corpus` (`annotate` goes to annotate_corpus;
+    one caption per chip unless `variants` says otherwise). Returns `d`."""
+    from fusar_klip.train import micro_world as build
+    return build(d, corpus, size, split, **annotate).root

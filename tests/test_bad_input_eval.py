@@ -103,6 +103,27 @@ def test_voc_boxes_past_the_border_are_clipped_and_counted(tmp_path, caplog):
     expect(lambda: ev.load_boxes(voc, strict=True), "001.xml: object 0 (ship)")
 
 
+def test_native_scale_images_larger_than_max_side(tmp_path, caplog):
+    "Box images keep their pixels on a canvas; only those larger than max_side are scaled down, and the log says so."
+    voc = make_voc(tmp_path / "voc", {}, n=4)                            # 48 px images, a box (5, 5, 15, 15)
+    B = ev.load_boxes(voc, test_fraction=0.5)
+    assert B.images.shape == (4, 1, 128, 128) and B.boxes.x1.tolist() == [15.0] * 4 and not B.images[..., 48:].any()
+    with caplog.at_level(logging.WARNING, logger="fusar_klip.evaluate"):
+        B = ev.load_boxes(voc, test_fraction=0.5, tile=16, max_side=32)
+    assert B.images.shape == (4, 1, 32, 32) and B.boxes.x1.tolist() == [10.0] * 4
+    assert "4 image(s) larger than max_side=32 px scaled down to fit" in caplog.text
+
+
+def test_old_results_table_without_chosen(tmp_path):
+    "Tables written before probes were chosen on validation still read, with an empty 'chosen' column."
+    import pandas as pd
+    cols = [c for c in ev.RESULT_COLUMNS if c != "chosen"]
+    pd.DataFrame([dict(task="mstar", dataset="MSTAR-10", split="test", protocol="probe", metric="top1", value=43.3,
+                       n=2425, model="pixel-stats", seed=0, commit="1fe3557", seconds=1.0)], columns=cols).to_csv(tmp_path / "r.csv", index=False)
+    df = ev.read_results(tmp_path / "r.csv")
+    assert list(df.chosen) == [""] and ev.summary_table(df)["strongest floor"].tolist() == ["pixel-stats 43.3"]
+
+
 def test_voc_split_files_are_used(tmp_path):
     voc = make_voc(tmp_path / "voc", {}, n=6)
     m = voc / "ImageSets" / "Main"; m.mkdir(parents=True)
@@ -211,6 +232,7 @@ def test_intact_checkpoint_loads(saved_model):
 
 @pytest.mark.parametrize("spec,words", [
     ("pixel_stats", ["--checkpoint: 'pixel_stats' is no file or folder, nor a known name", "'pixel-stats'"]),
+    ("pixel", ["--checkpoint: 'pixel' is no file or folder, nor a known name", "'pixels'"]),
     ("open_clip:", ["is not open_clip:FILE,tokenizer=DIR"]),
     ("open_clip:x.pt,tokeniser=tok", ["unknown part(s): tokeniser=tok"]),
     ("hf:/nowhere/at/all", ["/nowhere/at/all: folder not found"]),

@@ -1,5 +1,5 @@
 "Distributed losses: 2 gloo processes must give the loss and gradients of one process on the whole batch."
-from fusar_klip.losses import check_itc_distributed
+from fusar_klip.testing import check_itc_distributed
 
 
 def test_itc_two_processes_equal_one():

@@ -14,12 +14,8 @@ TORCHRUN = str(Path(sys.executable).parent / "torchrun")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("traindata")
-    assert run_cli("synth", "--world", "micro", "--out", d / "scenes", "--workers", "1").returncode == 0
-    assert run_cli("tile", d / "scenes", "--out", d / "chips", "--size", "64").returncode == 0    # 2 x 36 chips
-    r = run_cli("annotate", "--chips", d / "chips", "--out", d / "hcot", "--variants", "1", "--noise", "0.3")
-    assert r.returncode == 0, r.stderr
-    return d
+    from conftest import micro_world
+    return micro_world(tmp_path_factory.mktemp("traindata"), size=64, noise=0.3)    # 2 x 36 chips, one caption each
 
 
 def config(tmp_path, data, **kw):

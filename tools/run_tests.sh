@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check CI runs, counted: notebook/library sync, nbdev-test per notebook, pytest, experiment notebooks
-# through papermill in smoke mode. Ends with one line "N passed, N failed"; exits non-zero on any failure.
+# through papermill in smoke mode, every notebook rendered as a page (.ci/out/docs/) with its figures seen in Chromium.
+# Ends with one line "N passed, N failed"; exits non-zero on any failure.
 # Run it through `make test` (which installs first) or directly inside the project's virtual environment.
 set -u
 cd "$(dirname "$0")/.."
@@ -44,10 +45,23 @@ step "experiment notebooks through papermill (smoke parameters)"
 for nb in nbs/experiments/*.ipynb; do
   [ -f "$nb" ] || continue
   start=$(date +%s)
-  if papermill -k python3 --language python --cwd nbs/experiments "$nb" "$log_dir/$(basename "$nb")" >"$log_dir/pm-$(basename "$nb").log" 2>&1
+  # figures inline (not Agg) so that the executed notebooks show them and the docs step can reuse them
+  if MPLBACKEND=module://matplotlib_inline.backend_inline \
+     papermill -k python3 --language python --cwd nbs/experiments "$nb" "$log_dir/$(basename "$nb")" >"$log_dir/pm-$(basename "$nb").log" 2>&1
   then ok 1; r=passed; else bad 1 "papermill $nb"; r=FAILED; tail -n 30 "$log_dir/pm-$(basename "$nb").log"; fi
   echo "$nb: $r ($(( $(date +%s) - start ))s)"
 done
+
+step "notebooks rendered as pages (tools/build_docs.py, experiments reused from papermill) -> $log_dir/docs/index.html"
+start=$(date +%s)
+if python tools/build_docs.py --reuse "$log_dir" --out "$log_dir/docs" --timeout 600 >"$log_dir/docs.log" 2>&1
+then ok 1; r=passed; else bad 1 "docs: a notebook failed to render (see $log_dir/docs.log)"; r=FAILED; fi
+cat "$log_dir/docs.log"; echo "docs: $r ($(( $(date +%s) - start ))s)"
+out=$(FUSAR_KLIP_DOCS="$log_dir/docs" python -m pytest -p no:cacheprovider -q -rs tests/test_docs.py -k test_built_docs 2>&1)
+rc=$?; echo "$out" | tail -n 15
+if [ "$rc" -ne 0 ]; then bad 1 "docs: figures missing in Chromium (tests/test_docs.py::test_built_docs)"
+elif echo "$out" | grep -q "skipped"; then echo "figures in Chromium: skipped (see the reason above)"
+else ok 1; fi
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
