@@ -19,11 +19,11 @@ from .hcot import FIELD, HCoT, Clause, PLURAL, phrase_claims, phrase_edits, phra
 from .core import SARInputError
 
 # %% auto #0
-__all__ = ['SOURCES', 'ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'OracleScorer', 'field_candidates',
+__all__ = ['SOURCES', 'ScioConfig', 'leave_one_out', 'ClauseScore', 'ScreenResult', 'screen', 'field_candidates',
            'clause_keyword_scores', 'keyword_scores', 'is_template', 'PhraseBank', 'clause_candidates',
-           'candidate_scores', 'claim_set', 'agrees', 'screen_decoder', 'Correction', 'proofread', 'OracleDecoder',
-           'clean_records', 'wrong_clauses', 'error_rate', 'score_round', 'chip_facts', 'proofread_corpus',
-           'write_version', 'read_version']
+           'candidate_scores', 'claim_set', 'agrees', 'screen_decoder', 'Correction', 'proofread', 'clean_records',
+           'wrong_clauses', 'error_rate', 'score_round', 'chip_facts', 'proofread_corpus', 'write_version',
+           'read_version']
 
 # %% ../nbs/07_scio.ipynb #bbb571f0
 SOURCES = ("closed", "edits", "corpus", "generated") # where proofreading candidates come from (ScioConfig.candidates)
@@ -146,28 +146,6 @@ def screen(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig, 
             b = owner[j]
             if flagged[b] == -1: flagged[b], d_itm[b], d_sim[b] = left[j], float(g_itm[j]), float(g_sim[j])
     return ScreenResult(flagged, d_itm, d_sim, prob[:B].tolist())
-
-# %% ../nbs/07_scio.ipynb #6e95b11f
-class OracleScorer(torch.nn.Module):
-    "A stand-in model for tests: ITM/ITC score = share of a caption's (field, keyword) claims that are true for its image."
-    def __init__(self, tok, truths:list):
-        super().__init__()
-        self.tok, self.truths = tok, truths                 # truths[i]: set of 'field=keyword' true for image i
-    def image_embeds(self, image): return image
-    def image_features(self, emb): return F.normalize(emb[:, 0, :4], dim=-1)
-    def _score(self, ids, img_idx):
-        out = []
-        for row, i in zip(ids.tolist(), img_idx.tolist()):
-            text = self.tok.decode(row, skip_special_tokens=True).replace(" $ ", "$")
-            claims = [c.strip() for c in text.split("$") if c.strip()]
-            good = sum(any(re.search(rf"\b{re.escape(t.split('=')[1])}\b", c) for t in self.truths[i]) for c in claims)
-            out.append(good / max(len(claims), 1))
-        return torch.tensor(out)
-    def text_hidden(self, ids, att): self._last = ids; return torch.zeros(ids.shape[0], 1, 4)
-    def text_features(self, h): return torch.zeros(h.shape[0], 4)
-    def itm_logits(self, emb, ids, att):
-        p = self._score(ids, emb[:, 0, 4].long()).clamp(1e-4, 1 - 1e-4)
-        return torch.stack([torch.log1p(-p), torch.log(p)], 1)
 
 # %% ../nbs/07_scio.ipynb #c3d48051
 def field_candidates(field_name:str) -> list:
@@ -607,27 +585,6 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
             out.append(_with_keyword(r, ci, best))
             log.append(Correction(**base, action="corrected", new=best, logp_new=sc[best], source=_winner_source(best, c, src)))
     return out, log
-
-# %% ../nbs/07_scio.ipynb #58459511
-class OracleDecoder(OracleScorer):
-    "Test stand-in: decoder logits that put the mass on the true keyword's tokens at masked positions."
-    def __init__(self, tok, truths:list, true_tokens:dict):
-        super().__init__(tok, truths); self.true_tokens = true_tokens   # image index -> list of token ids to favour
-    def decoder_logits(self, emb, ids, att, position_ids=None):
-        "Every text token predicts the true keyword's first token; the j-th [MASK] of a run predicts its (j + 1)-th."
-        V = len(self.tok)
-        lg = torch.zeros(*ids.shape, V)
-        pos = position_ids if position_ids is not None else torch.arange(ids.shape[1]).expand(ids.shape)
-        packed = att.dim() == 4                          # a block mask: a run goes on where a [MASK] sees the one before
-        for b in range(ids.shape[0]):
-            want, j = self.true_tokens[int(emb[b, 0, 4])], 0
-            for p in range(ids.shape[1]):
-                if ids[b, p] != self.tok.mask_token_id: j = 0
-                elif p > 0 and ids[b, p - 1] == self.tok.mask_token_id and pos[b, p] == pos[b, p - 1] + 1 and \
-                     (not packed or att[b, 0, p, p - 1] == 0): j += 1
-                else: j = 1                               # a new run of [MASK]s
-                if j < len(want): lg[b, p, want[j]] = 20.0
-        return lg
 
 # %% ../nbs/07_scio.ipynb #fc3d3a95
 def clean_records(noisy:list, corruptions) -> list:

@@ -6,7 +6,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/testing.html.md"""
 
 # %% ../nbs/95_testing.ipynb #d8f2ef78
 from __future__ import annotations
-import os, sys
+import os, re, sys
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from . import losses as L
 
 # %% auto #0
-__all__ = ['check_itc_distributed', 'HookCounter', 'host_syncs', 'syncs_from']
+__all__ = ['check_itc_distributed', 'HookCounter', 'host_syncs', 'syncs_from', 'OracleScorer', 'OracleDecoder']
 
 # %% ../nbs/95_testing.ipynb #9ea85f67
 def _itc_problem(seed:int=0, B:int=8, D:int=16):
@@ -121,3 +121,46 @@ def host_syncs():
 def syncs_from(seen:Counter, module:str, but:tuple=()) -> int:
     "How many reads the code of `module` made (e.g. 'fusar_klip.train'), leaving out those of the functions in `but`."
     return sum(n for (m, fn, _), n in seen.items() if m == module and fn not in but)
+
+# %% ../nbs/95_testing.ipynb #bc995492
+class OracleScorer(torch.nn.Module):
+    "A stand-in model for tests: ITM/ITC score = share of a caption's (field, keyword) claims that are true for its image."
+    def __init__(self, tok, truths:list):
+        super().__init__()
+        self.tok, self.truths = tok, truths                 # truths[i]: set of 'field=keyword' true for image i
+    def image_embeds(self, image): return image
+    def image_features(self, emb): return F.normalize(emb[:, 0, :4], dim=-1)
+    def _score(self, ids, img_idx):
+        out = []
+        for row, i in zip(ids.tolist(), img_idx.tolist()):
+            text = self.tok.decode(row, skip_special_tokens=True).replace(" $ ", "$")
+            claims = [c.strip() for c in text.split("$") if c.strip()]
+            good = sum(any(re.search(rf"\b{re.escape(t.split('=')[1])}\b", c) for t in self.truths[i]) for c in claims)
+            out.append(good / max(len(claims), 1))
+        return torch.tensor(out)
+    def text_hidden(self, ids, att): self._last = ids; return torch.zeros(ids.shape[0], 1, 4)
+    def text_features(self, h): return torch.zeros(h.shape[0], 4)
+    def itm_logits(self, emb, ids, att):
+        p = self._score(ids, emb[:, 0, 4].long()).clamp(1e-4, 1 - 1e-4)
+        return torch.stack([torch.log1p(-p), torch.log(p)], 1)
+
+# %% ../nbs/95_testing.ipynb #89266310
+class OracleDecoder(OracleScorer):
+    "Test stand-in: decoder logits that put the mass on the true keyword's tokens at masked positions."
+    def __init__(self, tok, truths:list, true_tokens:dict):
+        super().__init__(tok, truths); self.true_tokens = true_tokens   # image index -> list of token ids to favour
+    def decoder_logits(self, emb, ids, att, position_ids=None):
+        "Every text token predicts the true keyword's first token; the j-th [MASK] of a run predicts its (j + 1)-th."
+        V = len(self.tok)
+        lg = torch.zeros(*ids.shape, V)
+        pos = position_ids if position_ids is not None else torch.arange(ids.shape[1]).expand(ids.shape)
+        packed = att.dim() == 4                          # a block mask: a run goes on where a [MASK] sees the one before
+        for b in range(ids.shape[0]):
+            want, j = self.true_tokens[int(emb[b, 0, 4])], 0
+            for p in range(ids.shape[1]):
+                if ids[b, p] != self.tok.mask_token_id: j = 0
+                elif p > 0 and ids[b, p - 1] == self.tok.mask_token_id and pos[b, p] == pos[b, p - 1] + 1 and \
+                     (not packed or att[b, 0, p, p - 1] == 0): j += 1
+                else: j = 1                               # a new run of [MASK]s
+                if j < len(want): lg[b, p, want[j]] = 20.0
+        return lg

@@ -7,7 +7,8 @@ import torch
 
 from fusar_klip import scio
 from fusar_klip.hcot import HCoT, read_corpus, is_official, official_clause
-from fusar_klip.scio import (ScioConfig, PhraseBank, ScreenResult, OracleDecoder, candidate_scores, clause_candidates,
+from fusar_klip.testing import OracleDecoder
+from fusar_klip.scio import (ScioConfig, PhraseBank, ScreenResult, candidate_scores, clause_candidates,
                              clause_keyword_scores, field_candidates, proofread, proofread_corpus, write_version)
 
 OPEN = ScioConfig(candidates="closed,corpus,generated", corpus_top_k=6)
