@@ -27,13 +27,8 @@ def main():
     from fusar_klip.data import ChipCaptionDataset, Collate, load_tokenizer, pack_chips
     data = a.data
     if data is None:
-        from fusar_klip.geo import tile_scenes
-        from fusar_klip.hcot import annotate_corpus
-        from fusar_klip.synth import synth_world, tiling_inputs
-        data = Path(tempfile.mkdtemp(prefix="fk_bench_loader_"))
-        synth_world(data / "scenes", "micro", progress=False)
-        tile_scenes(tiling_inputs(data / "scenes", split="train"), data / "chips", 128, progress=False)
-        annotate_corpus(data / "chips", data / "hcot", data / "scenes", variants=1, progress=False)
+        from fusar_klip.train import micro_world
+        data = micro_world(tempfile.mkdtemp(prefix="fk_bench_loader_"), split="train").root
     packed = data / "packed_bench"
     pack_chips(data / "chips", packed, progress=False)
     folder = ChipCaptionDataset(data / "chips", data / "hcot", split=None)

@@ -189,8 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL",
                    help="a fusar-klip run or model folder, hf:PATH (Hugging Face CLIP / BLIP folder), "
                         "open_clip:FILE,tokenizer=DIR[,act=quick_gelu] (open_clip / OpenAI CLIP ViT weights), "
-                        "'pixel-stats' or 'random-init' (the architecture of the first checkpoint, untrained); repeatable")
-    p.add_argument("--floors", action="store_true", help="also evaluate the floors: random-init and pixel-stats")
+                        "'pixels', 'pixel-stats' or 'random-init' (the architecture of the first checkpoint, untrained); "
+                        "repeatable")
+    p.add_argument("--floors", action="store_true",
+                   help="also evaluate the floors: random-init (needs a checkpoint), pixel-stats and pixels (downsampled "
+                        "raw pixels + PCA, the same probe)")
     p.add_argument("--tasks", default="all", help="comma-separated task names, or 'all' (default)")
     p.add_argument("--data", type=Path, default=Path("data/mini"),
                    help="embedded world folder with chips/, hcot/ and scenes/ (default data/mini)")
@@ -433,7 +436,7 @@ def cmd_eval(args) -> "pd.DataFrame":
     from fusar_klip import evaluate as ev
     try: tasks = ev.resolve_tasks(args.tasks)
     except ValueError as err: raise SARInputError("--tasks", str(err)) from None
-    specs = list(args.checkpoint) + (["random-init", "pixel-stats"] if args.floors else [])
+    specs = list(dict.fromkeys(list(args.checkpoint) + (list(ev.FLOORS) if args.floors else [])))  # once each
     if not specs: raise SARInputError("--checkpoint", "nothing to evaluate", "pass --checkpoint MODEL (repeatable) and/or --floors")
     check_writable(args.out)
     check_device(args.device)

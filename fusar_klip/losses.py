@@ -154,7 +154,7 @@ class KlipLosses(NamedTuple):
     itm: torch.Tensor
     rec: torch.Tensor
 
-    def items(self) -> dict: return {k: float(v) for k, v in self._asdict().items()}
+    def items(self) -> dict: return {k: float(v.detach()) for k, v in self._asdict().items()}  # plain floats, for logs
 
 class KlipPretrain(nn.Module):
     "ITC + ITM + keyword reconstruction on a KlipModel, in one forward."

@@ -770,8 +770,8 @@ def read_metrics(run_dir):
     return pd.read_json(check_exists(Path(run_dir) / "metrics.jsonl"), lines=True)
 
 # %% ../nbs/08_train.ipynb #82fb302b
-def plot_run(run_dir, png=None):
-    "Loss curves and SCIO panels of a run; saved to `png` when given. Returns the figure."
+def plot_run(run_dir, png=None, title:str|None=None):
+    "Loss curves and SCIO panels of a run, under `title` if given; saved to `png` when given. Returns the figure."
     import matplotlib.pyplot as plt, pandas as pd
     run = Path(run_dir)
     h = read_metrics(run)
@@ -798,6 +798,9 @@ def plot_run(run_dir, png=None):
             by_field.plot.bar(ax=axs[2], stacked=True, rot=0, colormap="tab20")
             axs[2].set_ylim(0, by_field.sum(1).max() * 1.7)                 # room for the legend above the bars
             axs[2].legend(fontsize=5, ncol=3, loc="upper left")
+        else:                                                               # nothing rewritten: say so, not an empty box
+            axs[2].text(0.5, 0.5, "no corrections at this budget", ha="center", va="center", transform=axs[2].transAxes)
+            axs[2].set_xticks([]); axs[2].set_yticks([])
         axs[2].set_title("SCIO corrections by field"); axs[2].set_xlabel("round")
         if "error_rate_after" in sc:
             er = [sc.error_rate_before.iloc[0]] + sc.error_rate_after.tolist()
@@ -805,6 +808,7 @@ def plot_run(run_dir, png=None):
             for k in ("precision", "recall"): axs[3].plot(sc["round"], sc[k], "s--", label=f"screening {k}")
             axs[3].set_xlabel("round"); axs[3].legend(fontsize=7); axs[3].set_ylim(-0.02, 1.02)
         axs[3].set_title("self-consistency (injected noise)")
+    if title: fig.suptitle(title)
     fig.tight_layout()
     if png is not None:
         with atomic_path(png) as t: fig.savefig(t, dpi=100)
