@@ -57,6 +57,7 @@ class TargetFact:
     cell: str # nine-grid cell of its centre
     context: str|None # e.g. 'moored along the quay', 'on a road', 'on the apron'
 
+# %% ../nbs/02_facts.ipynb #cd8b6928
 @dataclass
 class ChipFacts:
     "Everything a caption may claim about one chip, computed from aligned layers."

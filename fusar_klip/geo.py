@@ -389,6 +389,7 @@ def _lonlat(crs, xs, ys):
     t = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     return t.transform(np.asarray(xs, float), np.asarray(ys, float))
 
+# %% ../nbs/00_geo.ipynb #75fb3c27
 def tile_scene(scene, # scene raster with a CRS
                out_dir, # folder for chips; chips go to out_dir/<scene_id>/<chip_id>.tif
                size:int=128, # chip size in pixels

@@ -52,6 +52,7 @@ def _one(x, edges, names): return next(iter(_bins(x, edges, names)))
 
 def _urbanish(f): return sum(f.landcover.get(k, 0) for k in ("urban", "road", "port"))
 
+# %% ../nbs/03_hcot.ipynb #2ced071b
 def terrain(f:ChipFacts):
     if not f.has_landcover or not f.landcover: return None
     lc, w = f.landcover, f.water_fraction
@@ -111,6 +112,7 @@ def brightness(f:ChipFacts):
     if f.water_fraction >= 0.9: return "none"
     return "rough ground"
 
+# %% ../nbs/03_hcot.ipynb #38968bc3
 PLURAL = {"ship": "ships", "vehicle": "vehicles", "aircraft": "aircraft"}
 FEATURE = {"ship": "elongated", "vehicle": "point-like", "aircraft": "cross-shaped"}
 REGION = {"ship": "water", "vehicle": "roads", "aircraft": "apron"}
@@ -149,6 +151,7 @@ def environment(f):
 def place(f):
     return f.city.lower() if f.city and f.city_distance_km <= 30 else None
 
+# %% ../nbs/03_hcot.ipynb #2518aed2
 @dataclass(frozen=True)
 class Field:
     "One caption field: its level, keyword vocabulary, derivation rule, admissible set and phrasings."
@@ -165,6 +168,7 @@ class Field:
         k = self.derive(f)
         return set() if k is None else {k}
 
+# %% ../nbs/03_hcot.ipynb #fd4ee8f7
 def _count(f): return str(len(f.targets)) if f.has_targets_layer else None
 def _landcover_ok(f): return f.has_landcover and bool(f.landcover)
 
@@ -433,6 +437,8 @@ DENSITY_WORDS = {   # how dense roads or buildings are: the words, and the field
     "low": _alt("sparse", "sparsely", "few", "a few", "light", "occasional", "scattered", "isolated", "a handful of",
                 "scarce", "thin", "lone", "a single", "minor", "low-density"),
 }
+
+# %% ../nbs/03_hcot.ipynb #634239b7
 NEGATION = _alt("no", "without", "free of", "lacking", "absence of", "devoid of", "not any", "none of the", "no visible")
 RELIEF_FLAT = _alt("flat", "level", "low-lying", "even", "planar")
 RELIEF_UNSUPPORTED = _alt("hill", "hills", "hilly", "mountain", "mountains", "mountainous", "rugged", "steep", "ridge",
@@ -486,6 +492,8 @@ LAYOUT_WORDS = {   # Layout keywords: words naming each
     "linear": _alt("linear", "ribbon", "along the road", "strung along", "corridor"),
     "open": _alt(r"open(?!\s+water)", "undeveloped", "unbuilt", "uninterrupted", "unbroken", "without structures", "unstructured"),
 }
+
+# %% ../nbs/03_hcot.ipynb #cb9c4dd1
 CELL_WORDS = {   # nine-grid cells and the wordings that name them
     "upper left": _alt("upper left", "upper-left", "top left", "top-left", "north-west", "northwest", "north-western"),
     "upper middle": _alt("upper middle", "top centre", "top center", "top middle", "upper centre", "upper center",
@@ -510,6 +518,8 @@ WHOLE_WORDS = _alt("throughout", "the whole chip", "the entire chip", "everywher
                    "the entire scene", "the full frame", "the whole frame", "wall to wall", "end to end")
 MOST_WORDS = _alt("most of the chip", "the bulk of the chip", "much of the chip", "most of the scene", "most of the frame",
                   "the greater part of the chip", "the majority of the chip")
+
+# %% ../nbs/03_hcot.ipynb #9d0b9def
 TARGET_WORDS = {"ship": _alt("ship", "ships", "vessel", "vessels", "boat", "boats"),
                 "vehicle": _alt("vehicle", "vehicles", "car", "cars", "truck", "trucks", "lorries", "automobiles"),
                 "aircraft": _alt("aircraft", "airplane", "airplanes", "aeroplane", "aeroplanes", "plane", "planes",
@@ -578,6 +588,7 @@ def _before(text:str, s:int, lo:int, words:int=4) -> str:
     "Up to `words` words of `text` before position `s`, not reaching before `lo`."
     return " ".join(text[lo:s].split()[-words:])
 
+# %% ../nbs/03_hcot.ipynb #ba7dbd86
 def phrase_claims(field_name:str, phrase:str) -> list:
     "The checkable claims of a keyword phrase: (kind, value, the words that make it), in order."
     t, kinds, out = phrase.lower(), FIELD_CLAIMS.get(field_name, set()), []
@@ -667,6 +678,7 @@ def phrase_claims(field_name:str, phrase:str) -> list:
         out += [("edge", True, t[s:e]) for _, s, e in _finds({"x": PLACE_EDGE}, t)]
     return out
 
+# %% ../nbs/03_hcot.ipynb #8222bd72
 def _qualifier(lex:dict, lead:str) -> str|None:
     "The lexicon entry of the qualifier closest before a noun (at most two words between), or None."
     hits = [(s, k) for k, s, e in _finds(lex, lead) if re.fullmatch(r"(?:\s+\S+){0,2}\s*", lead[e:])]
@@ -703,6 +715,7 @@ def _layouts_ok(f) -> set:
             out.add(layout(replace(f, landcover=lc)))
     return out
 
+# %% ../nbs/03_hcot.ipynb #e11b54d0
 def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
     "Why one claim (kind, value, words) contradicts the facts, or None when the facts agree."
     kind, v, w = claim
@@ -785,6 +798,7 @@ def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
     if kind == "edge" and f.city_distance_km < 2: return f"'{w}': the chip is in the centre of {f.city}"
     return None
 
+# %% ../nbs/03_hcot.ipynb #36345359
 def _is(kind, *values): return lambda c: c[0] == kind and (not values or c[1] in values)
 CORE_CLAIM = {   # per field, the claims that make a phrase say something checkable about the field itself
     "Terrain": ("lc", "terrain"), "Functionality": ("fn",), "Distribution": ("where", "mech"), "Layout": ("layout",),
@@ -861,6 +875,7 @@ def _covered(f, rng, classes:list) -> list:
     "'qualifier noun' for each class, the qualifier telling its share."
     return [f"{_pick(rng, SHARE_PICK[_share_level(_frac(f, k))])} {_pick(rng, LC_NOUNS[k])}" for k in classes]
 
+# %% ../nbs/03_hcot.ipynb #1375c90d
 CLS_PICK = {"ship": ("ship", "vessel", "boat"), "vehicle": ("vehicle", "car", "truck"), "aircraft": ("aircraft", "aeroplane", "jet")}
 def _plural(w:str) -> str: return w if w == "aircraft" else w + "s"
 def _counted(rng, n:int, cls:str) -> str:
@@ -892,6 +907,7 @@ def _main_cells(f) -> dict:
 def _classes(f, min_fraction=0.02) -> list:
     return [k for k in f.all_landforms(min_fraction) if k in LC_NOUNS]
 
+# %% ../nbs/03_hcot.ipynb #5048b942
 def _terrain_phrase(f, rng):
     t = terrain(f)
     if t is None: return None
@@ -938,6 +954,7 @@ def _functionality_phrase(f, rng):
                        " together with ", ", followed by ", ", backed by ", " with secondary ", ", plus some "))
     return first + link + _join(rng, rest)
 
+# %% ../nbs/03_hcot.ipynb #74735ca1
 VERB_PICK = (("fills", "fill"), ("occupies", "occupy"), ("covers", "cover"), ("takes up", "take up"),
              ("stretches across", "stretch across"), ("spreads over", "spread over"), ("dominates", "dominate"),
              ("sits in", "sit in"), ("extends over", "extend over"), ("lines", "line"), ("claims", "claim"))
@@ -1012,6 +1029,7 @@ def _boundary_phrase(f, rng):
                             ", and fainter seams along ")) + _pick(rng, LC_NOUNS[k])
     return text
 
+# %% ../nbs/03_hcot.ipynb #85dd54a1
 def _buildings_phrase(f, rng):
     if not f.has_targets_layer: return None
     if f.building_count == 0:
@@ -1084,6 +1102,7 @@ def _height_phrase(f, rng):
     if rng.random() < 0.4: text += _pick(rng, (", around ", ", about ", ", roughly ")) + f"{round(f.building_height_m)} m {_pick(rng, ('tall', 'high', 'in height'))}"
     return text
 
+# %% ../nbs/03_hcot.ipynb #c7b4e928
 BRIGHT_PICK = {"ships": ("the ships", "the vessels", "the hulls of the boats"), "aircraft": ("the aircraft", "the parked planes"),
                "buildings": ("the buildings", "building walls and rooftops", "the built structures", "house corners and roofs"),
                "vehicles": ("the vehicles", "the cars", "the trucks"), "forest canopy": ("the forest canopy", "the woodland canopy"),
@@ -1102,6 +1121,7 @@ def _brightness_phrase(f, rng):
         text += _pick(rng, (" through ", " via ", " by ", " owing to ")) + _pick(rng, MECH_WORD[BRIGHT_MECH[b]])
     return text
 
+# %% ../nbs/03_hcot.ipynb #154fe7c2
 def _count_phrase(f, rng):
     if not f.has_targets_layer: return None
     n = len(f.targets)
@@ -1184,6 +1204,7 @@ def _environment_phrase(f, rng):
     return _pick(rng, ("mostly ", "mainly ", "largely ")) + _pick(rng, ENV_PICK[es[0]]) + _pick(rng, (", some ", ", a few ", ", others ")) + \
            _join(rng, [_pick(rng, ENV_PICK[e]) for e in es[1:]])
 
+# %% ../nbs/03_hcot.ipynb #884b30d4
 COMPOSERS = {"Terrain": _terrain_phrase, "Functionality": _functionality_phrase, "Distribution": _distribution_phrase,
              "Layout": _layout_phrase, "Boundary": _boundary_phrase, "Buildings": _buildings_phrase, "Roads": _roads_phrase,
              "Water": _water_phrase, "Place": _place_phrase, "Height": _height_phrase, "Brightness": _brightness_phrase,
@@ -1379,6 +1400,7 @@ def _check_base_url(base_url) -> str:
                             "pass the base only, e.g. https://api.example.com/v1; the key goes in --api-key-env")
     return s.rstrip("/")
 
+# %% ../nbs/03_hcot.ipynb #8fccca45
 class OpenAICompatibleBackend:
     "A chat-completions HTTP endpoint, with timeouts, retries with backoff and a rate limit; no redirects."
     name = "openai-compatible"
@@ -1550,6 +1572,7 @@ def _why_empty(f:ChipFacts) -> str:
     if place(f) is None: why.append(f"nearest city {f.city or '?'} is {f.city_distance_km:.0f} km away (over 30)")
     return ", ".join(why) + ": nothing to caption" if why else "the backend gave no usable keyword at any level"
 
+# %% ../nbs/03_hcot.ipynb #744283ce
 def annotate_chip(f:ChipFacts, # the chip's facts
                   backend=None, # TemplateBackend (default), TransformersBackend or OpenAICompatibleBackend
                   variants:int=3, # captions per chip
@@ -1597,6 +1620,7 @@ def annotate_chip(f:ChipFacts, # the chip's facts
         return [], rejections
     return out, rejections
 
+# %% ../nbs/03_hcot.ipynb #87b8bb23
 def _annotate_official(f:ChipFacts, backend, variants:int, seed:int, fallback:bool) -> tuple:
     "`annotate_chip` in the official style: each variant composes its phrases; a model's phrases are asked once per level."
     rejections, said, skip = [], {}, set()
@@ -1659,6 +1683,7 @@ def _wrong(fd:Field, kw:str, rng:random.Random) -> str|None:
     choices = [v for v in fd.vocab if v != kw]
     return rng.choice(choices) if choices else None
 
+# %% ../nbs/03_hcot.ipynb #4996dc2b
 _SWAPS = (("targets", TARGET_WORDS, CLS_PICK), ("where", CELL_WORDS, CELL_PICK), ("tcells", CELL_WORDS, CELL_PICK),
           ("env", ENVIRONMENT_WORDS, ENV_PICK), ("arrangement", ARRANGEMENT_WORDS, ARR_PICK),
           ("feature", FEATURE_WORDS, FEATURE_PICK), ("region", REGION_WORDS, REGION_PICK),
@@ -1690,6 +1715,7 @@ def _swap_phrase(name:str, phrase:str, rng:random.Random, pool:dict|None, f:Chip
     rng.shuffle(others)
     return next((p for p in others[:8] if f is None or phrase_problems(name, p, f)), None)
 
+# %% ../nbs/03_hcot.ipynb #38dc408a
 def phrase_edits(name:str, phrase:str, limit:int=32) -> list:
     """Variants of a phrase with one checkable part changed (a number, a class, a cell, a land cover, a share...), in
     a fixed order, without looking at any facts: open-vocabulary proofreading's 'edits' candidates. The same changes
@@ -1712,6 +1738,7 @@ def phrase_edits(name:str, phrase:str, limit:int=32) -> list:
             if len(out) >= limit: return out
     return out
 
+# %% ../nbs/03_hcot.ipynb #3652444f
 def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0,
                  pool:dict|None=None, # official style: field -> other chips' phrases, for whole-phrase swaps
                  swap:float=0.3, # official style: the share of corruptions that swap the whole phrase (given a pool)
@@ -1879,6 +1906,7 @@ def _missing(facts, captioned:set) -> dict:
                          "(see rejections.json)")
     return dict(no_landcover=no_lc, no_targets_layer=no_tg, no_caption=empty, why="; ".join(why))
 
+# %% ../nbs/03_hcot.ipynb #9d736abb
 def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
                     out_dir, # corpus folder
                     world_dir=None, # world folder (index.json) giving targets layers and sensor facts
@@ -1955,6 +1983,7 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
             result.update(merged=True, stats=merge_corpus(chips_dir, out_dir, n))
     return result
 
+# %% ../nbs/03_hcot.ipynb #eceeb2b8
 def merge_corpus(chips_dir, out_dir, n:int) -> dict:
     "Merge the batches of `n` shards into the corpus files; fails on duplicates or gaps."
     import pandas as pd
@@ -1994,6 +2023,7 @@ def merge_corpus(chips_dir, out_dir, n:int) -> dict:
     write_json_atomic(out_dir / "stats.json", stats)
     return stats
 
+# %% ../nbs/03_hcot.ipynb #4d920e6c
 def read_corpus(out_dir) -> list:
     "The HCoT records of a merged corpus (a folder with corpus.parquet)."
     import pandas as pd

@@ -121,6 +121,7 @@ class Layout:
     targets: list # dicts: class, row, col (pixels), length_m, width_m, heading_deg, height_m, context
     params: dict # scene-level draws (water dB, incidence, setting, ...)
 
+# %% ../nbs/01_synth.ipynb #d9a03e53
 def _water(setting, rng, xx, yy, n, noise):
     "Water mask for the city's setting; xx, yy are pixel offsets from the scene centre."
     if setting == "coast":
@@ -138,6 +139,7 @@ def _water(setting, rng, xx, yy, n, noise):
         return np.hypot(xx - cx, yy - cy) + (noise - 0.5) * n * 0.2 < n * rng.uniform(0.25, 0.35)
     return np.zeros(xx.shape, bool)
 
+# %% ../nbs/01_synth.ipynb #7598607e
 def simulate_layout(spec:SceneSpec, cfg:WorldConfig) -> Layout:
     "Land cover and targets of one scene (deterministic for the world seed and scene index)."
     rng = np.random.default_rng([cfg.seed, spec.index])
@@ -389,6 +391,7 @@ def targets_frame(lay:Layout, spec:SceneSpec, cfg:WorldConfig):
     gdf["lon"], gdf["lat"] = np.round(lon, 7), np.round(lat, 7)
     return gdf
 
+# %% ../nbs/01_synth.ipynb #526c5088
 def simulate_scene(spec:SceneSpec, cfg:WorldConfig) -> dict:
     "Simulate one scene: SAR dB image, land cover, targets (GeoDataFrame), transform and parameters."
     lay = simulate_layout(spec, cfg)
@@ -430,6 +433,7 @@ def _make_scene(args):
     spec, cfg, out_dir = args
     return write_scene(simulate_scene(spec, cfg), out_dir)
 
+# %% ../nbs/01_synth.ipynb #5e8dc315
 def synth_world(out_dir, # folder; scenes go to out_dir/<scene_id>/, the index to out_dir/index.json
                 cfg:WorldConfig|str="mini", # a WorldConfig or the name of a preset in WORLDS
                 scale:float=1.0, # grow the world by this factor
@@ -469,6 +473,7 @@ def synth_world(out_dir, # folder; scenes go to out_dir/<scene_id>/, the index t
     write_json_atomic(out_dir / "index.json", dict(world=asdict(cfg), scenes=index))
     return index
 
+# %% ../nbs/01_synth.ipynb #c1fa4b7d
 def read_world(scenes_dir) -> list:
     "Scene entries of a simulated world, with absolute paths, ready for `geo.tile_scenes`."
     from fusar_klip.geo import check_exists
