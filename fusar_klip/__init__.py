@@ -3,7 +3,9 @@ __version__ = "0.1.0"
 # The entry points a user imports, loaded on first use (importing fusar_klip stays light: no torch, no GDAL):
 #   from fusar_klip import synth_world, tile_scenes, annotate_corpus, TrainConfig, micro_world
 # Each stage is also a module of its own: fusar_klip.geo, .synth, .facts, .hcot, .data, .model, .losses, .scio,
-# .train, .evaluate, .cli (and .core, the plumbing they share; .testing, scaffolding for tests and benchmarks).
+# .train, the evaluation (.eval_world, .eval_encoders, .eval_metrics, one .eval_* module per task family, and
+# .evaluate, which runs them all and re-exports their names), .cli (and .core, the plumbing they share; .testing,
+# scaffolding for tests and benchmarks).
 _EXPORTS = {
     "SARInputError": "core", "read_json": "core",
     "open_sar": "geo", "tile_scenes": "geo", "read_manifest": "geo", "show_chip": "geo",
@@ -15,7 +17,7 @@ _EXPORTS = {
     "KlipConfig": "model", "KlipModel": "model",
     "ScioConfig": "scio",
     "TrainConfig": "train", "plot_run": "train", "micro_world": "train",
-    "load_world": "evaluate", "load_encoder": "evaluate",
+    "load_world": "eval_world", "load_encoder": "eval_encoders",
 }
 __all__ = ["__version__", *_EXPORTS]
 

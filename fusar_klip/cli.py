@@ -42,6 +42,7 @@ def _real(lo:float, hi:float=float("inf"), lo_open:bool=False):
         return v
     return real
 
+# %% ../nbs/90_cli.ipynb #45cff228
 def _add_world(p):
     p.add_argument("--world", default="mini", choices=sorted(WORLDS),
                    help="world preset: 'mini' = 10 cities, 2048 px scenes at 3 m (>2,000 chips); 'micro' = 2 small scenes")
@@ -57,6 +58,7 @@ def _add_tiling(p):
     p.add_argument("--nonfinite", choices=["error", "nodata"], default="error",
                    help="NaN/inf pixels that are not the nodata value: stop with an error (default) or treat as nodata")
 
+# %% ../nbs/90_cli.ipynb #3b7d074b
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of `fusar-klip`, with one subcommand per stage."
     ap = argparse.ArgumentParser(prog="fusar-klip", formatter_class=_FMT, description=(
@@ -257,6 +259,7 @@ def cmd_tile(args) -> dict:
     return dict(chips=st.chips, written=st.written, existing=st.existing, skipped_nodata=st.skipped_nodata,
                 repaired=st.repaired, seconds=round(dt, 2))
 
+# %% ../nbs/90_cli.ipynb #8c0c4d2e
 def cmd_pack(args) -> dict:
     "Pack a chip folder into shards."
     from fusar_klip.data import pack_chips
@@ -267,6 +270,7 @@ def cmd_pack(args) -> dict:
           f"{mb:.0f} MiB, largest rounding error {meta['max_abs_error_db']:g} dB, {time.time() - t0:.1f}s -> {args.out}")
     return meta
 
+# %% ../nbs/90_cli.ipynb #fb9ace71
 def preview(chips_dir, out_png, n:int=8, seed:int=0):
     "Draw `n` chips of a manifest (one per scene first) with land cover and targets into a PNG."
     import matplotlib; matplotlib.use("Agg")
@@ -290,6 +294,7 @@ def preview(chips_dir, out_png, n:int=8, seed:int=0):
     plt.close(fig)
     return Path(out_png)
 
+# %% ../nbs/90_cli.ipynb #e5176100
 def make_backend(args):
     "The HCoT backend the arguments ask for."
     from fusar_klip.hcot import TemplateBackend, TransformersBackend, OpenAICompatibleBackend
@@ -341,6 +346,7 @@ def cmd_import_captions(args) -> dict:
               + f"; known fields: {', '.join(FIELD)}", file=sys.stderr)
     return st
 
+# %% ../nbs/90_cli.ipynb #22fbbb5b
 def parse_overrides(items:list) -> dict:
     "KEY=VALUE strings into a dict; values are JSON when they parse, strings otherwise."
     out = {}
@@ -365,6 +371,7 @@ def cmd_train(args) -> dict:
               f"in {time.time() - t0:.0f}s -> {cfg.out}/model")
     return s
 
+# %% ../nbs/90_cli.ipynb #53d22d2e
 def cmd_demo(args) -> dict:
     "Run the main job on the embedded world: synth -> tile -> preview, with a summary."
     out = check_writable(args.out)
@@ -416,6 +423,7 @@ def cmd_demo(args) -> dict:
              f"  curves:   {out / 'training.png'}" if trained else ""))
     return summary
 
+# %% ../nbs/90_cli.ipynb #233a7f06
 def check_device(name:str, option:str="--device") -> str:
     "`name` if torch knows the device and this machine has it; else an error naming `option`."
     import torch
@@ -468,6 +476,7 @@ def cmd_eval(args) -> "pd.DataFrame":
     print(f"evaluated {len(specs)} model(s) on {len(set(df.task))} task(s) in {time.time() - t0:.0f}s -> {args.out}/results.csv")
     return df
 
+# %% ../nbs/90_cli.ipynb #caa7dfb7
 COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, pack=cmd_pack, annotate=cmd_annotate, **{"import-captions": cmd_import_captions}, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
 
 def explain(err:BaseException) -> str:

@@ -164,6 +164,8 @@ def field_candidates(field_name:str) -> list:
         return ["none"] + [f"{a} and {b}" for a in LANDCOVER_NAMES for b in LANDCOVER_NAMES if a != b]
     return []
 
+
+# %% ../nbs/07_scio.ipynb #e0660988
 def _token_ids(tok, texts:list, cache:dict) -> list:
     "Token ids of each text (no special tokens), tokenised in one batch and cached."
     todo = sorted({t for t in texts if t not in cache})
@@ -319,6 +321,8 @@ class PhraseBank:
     def __len__(self): return sum(len(c) for c in self.counts.values())
     def __repr__(self): return f"PhraseBank({len(self)} phrases in {len(self.counts)} fields)"
 
+
+# %% ../nbs/07_scio.ipynb #1b3a1347
 def _stop_ids(tok) -> set:
     "Tokens that end a keyword span: the clause end ('.', '$'), [SEP] and the other special tokens."
     ids = set(tok.all_special_ids)
@@ -378,6 +382,8 @@ def _greedy(logp:torch.Tensor, stop:set, first_ban:list) -> list:
         ids.append(t)
     return ids
 
+
+# %% ../nbs/07_scio.ipynb #f18db592
 @torch.no_grad()
 def _gather(model, image_embeds, records:list, clause_lists:list, tok, cfg:ScioConfig, bank:PhraseBank|None=None,
             score:bool=False) -> tuple:
@@ -525,6 +531,8 @@ def screen_decoder(model, image_embeds:torch.Tensor, records:list, tok, cfg:Scio
             flagged[b], best_kw[b], margins[b] = i, best, m
     return ScreenResult(flagged, [0.0] * B, [0.0] * B, [float("nan")] * B, best_kw, info)
 
+
+# %% ../nbs/07_scio.ipynb #cd012a42
 @dataclass
 class Correction:
     "One proofreading action, for the audit trail."

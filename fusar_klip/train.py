@@ -53,6 +53,7 @@ _RULES = dict( # key: (what is expected, check)
     tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)),
     compile=("true or false", lambda v: isinstance(v, bool)))
 
+# %% ../nbs/08_train.ipynb #f6bccbc3
 def scio_recipe(name) -> dict:
     """The ScioConfig fields of a named recipe in fusar_klip/configs/scio/ (e.g. 'demo', the one `fusar-klip demo`,
     the report and configs/train/mini_klip.json use) or of a JSON file; keys starting with '_' are comments."""
@@ -82,6 +83,7 @@ def _scio_problems(scio) -> list:
         except (TypeError, ValueError) as err: probs.append(f"scio: {err}")
     return probs
 
+# %% ../nbs/08_train.ipynb #64830224
 @dataclass
 class TrainConfig:
     "A training run."
@@ -353,6 +355,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
                             "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
     return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=KlipConfig.load(cfg.model))
 
+# %% ../nbs/08_train.ipynb #a887321a
 _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a copied or moved run folder resumes; speed settings may change
 
 def _comparable(d:dict) -> dict:
@@ -559,6 +562,7 @@ def round_data(st:TrainState):
     st.ds = ChipCaptionDataset(st.inputs["chips"], records, split="train", stats=st.inputs["stats"])
     st.bank = PhraseBank.from_records(st.ds.records) if "corpus" in st.cfg.scio_cfg.sources else None
 
+# %% ../nbs/08_train.ipynb #21416685
 def _open_logs(st:TrainState):
     "TensorBoard (rank 0, when installed), metrics.jsonl cut back to the step resumed from, config.json, the progress bar."
     from tqdm.auto import tqdm
@@ -582,6 +586,7 @@ def _line_step(line:str) -> float:
     try: return json.loads(line)["step"]
     except (json.JSONDecodeError, KeyError, TypeError): return math.inf
 
+# %% ../nbs/08_train.ipynb #57be2878
 def setup_run(cfg:TrainConfig, rank:int, world:int, dev, inputs:dict, callbacks:list=()) -> TrainState:
     "Everything before the first step; the state of a new run, or of the checkpoint it resumes from."
     from fusar_klip.data import Collate
