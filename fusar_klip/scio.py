@@ -43,6 +43,7 @@ class ScioConfig:
     screen: str = "itm" # 'itm': leave one clause out, score with ITC + ITM (the paper); 'decoder': self-consistency of each keyword with the decoder
     decoder_margin: float = 1.0 # 'decoder': flag a clause when the decoder's best keyword beats the current one by this many nats
     min_agreement: float = 0.5 # 'decoder', whole corpus: correct only fields whose keywords the decoder reproduces at least this often
+    min_minority_agreement: float = 0.0 # 'decoder', whole corpus: ... and reproduces at least this often where a clause does not say the field's most common thing (0 = off): a decoder that only repeats the majority is not reliable
     corpus_variants: int = 0 # 'decoder', whole corpus: clauses checked per caption each round, at random (0 = all)
     candidates: str = "closed" # proofreading candidates, sources in order, comma-separated: 'closed' (the field's list, template clauses only), 'edits' (the phrase with one checkable part changed), 'corpus' (the field's phrases in the corpus), 'generated' (the decoder's own span)
     edits_max: int = 32 # 'edits': variants of a phrase scored per clause
@@ -688,6 +689,10 @@ def proofread_corpus(model, dataset, tok, cfg:ScioConfig, batch_size:int=32, max
     model.train(was)
     return new, audit, flagged
 
+def _claim_key(c:Clause):
+    "What a clause says, for counting how often a field says it: the keyword, or a phrase's claims."
+    return c.keyword if is_template(c) else (claim_set(c.field, c.keyword) or c.keyword)
+
 def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, progress, stats, seed:int=0, bank=None) -> tuple:
     """'decoder' screening over a corpus: score every clause, keep the fields whose keywords the decoder reproduces
     at least `min_agreement` of the time (a label-free reliability check), then correct in each caption the clause
@@ -703,11 +708,24 @@ def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, prog
         img = torch.stack([dataset.image(r.chip_id) for r in recs]).to(device)
         with torch.no_grad(): infos += screen_decoder(model, model.image_embeds(img), recs, tok, full, rng, bank=bank).clauses
     model.train(was)
-    agree = {}
+    from collections import Counter
+    common = {}
+    for r, inf in zip(dataset.records, infos):
+        for cs in inf: common.setdefault(cs.field, Counter())[_claim_key(r.clauses[cs.clause])] += 1
+    top = {f: cnt.most_common(1)[0][0] for f, cnt in common.items()}
+    agree, minority = {}, {}
     for r, inf in zip(dataset.records, infos):
         for cs in inf:
-            a = agree.setdefault(cs.field, [0, 0]); a[0] += agrees(r.clauses[cs.clause], cs.best); a[1] += 1
-    ok = {f for f, (k, n) in agree.items() if k / n >= cfg.min_agreement}
+            c = r.clauses[cs.clause]; same = agrees(c, cs.best)
+            a = agree.setdefault(cs.field, [0, 0]); a[0] += same; a[1] += 1
+            if _claim_key(c) != top[cs.field]: m = minority.setdefault(cs.field, [0, 0]); m[0] += same; m[1] += 1
+    def reliable(f):
+        k, n = agree[f]
+        if k / n < cfg.min_agreement: return False
+        if cfg.min_minority_agreement <= 0: return True
+        km, nm = minority.get(f, (0, 0))
+        return nm > 0 and km / nm >= cfg.min_minority_agreement
+    ok = {f for f in agree if reliable(f)}
     new, audit, flagged = [], [], []
     for r, inf in zip(dataset.records, infos):
         cand = [x for x in inf if x.field in ok and not agrees(r.clauses[x.clause], x.best) and x.margin >= cfg.decoder_margin]
@@ -717,6 +735,7 @@ def _proofread_corpus_decoder(model, dataset, tok, cfg, batch_size, device, prog
         new.append(rec); audit.append(corr); flagged.append(cs.clause)
     if stats is not None:
         stats["field_agreement"] = {f: round(k / n, 3) for f, (k, n) in sorted(agree.items())}
+        stats["field_agreement_minority"] = {f: round(k / n, 3) for f, (k, n) in sorted(minority.items())}
         stats["fields_corrected"] = sorted(ok)
     return new, audit, flagged
 
