@@ -16,8 +16,7 @@ from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'cmd_pack', 'preview', 'make_backend', 'cmd_annotate',
-           'cmd_import_captions', 'parse_overrides', 'cmd_train', 'cmd_demo', 'check_device', 'cmd_eval', 'explain',
-           'main']
+           'cmd_import_captions', 'parse_overrides', 'cmd_train', 'cmd_demo', 'cmd_eval', 'explain', 'main']
 
 # %% ../nbs/90_cli.ipynb #1dcc534a
 _FMT = argparse.RawDescriptionHelpFormatter
@@ -424,19 +423,7 @@ def cmd_demo(args) -> dict:
     return summary
 
 # %% ../nbs/90_cli.ipynb #233a7f06
-def check_device(name:str, option:str="--device") -> str:
-    "`name` if torch knows the device and this machine has it; else an error naming `option`."
-    import torch
-    try: dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise SARInputError(option, f"unknown device {name!r}", "use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SARInputError(option, f"{name!r} asked for, but this machine has no usable CUDA GPU", "use cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise SARInputError(option, f"{name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise SARInputError(option, "'mps' asked for, but Apple's MPS is not available here", "use cpu")
-    return name
+from .core import check_device   # one device check, shared with training
 
 def cmd_eval(args) -> "pd.DataFrame":
     "Evaluate checkpoints (and floors) on the tasks; write the results table, plots and summary.md."

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['SARInputError', 'SARFileNotFoundError', 'check_exists', 'inside', 'safe_id', 'atomic_path', 'remove_stale_temps',
-           'write_text_atomic', 'write_json_atomic', 'check_writable', 'read_json', 'shared_data_dir']
+           'write_text_atomic', 'write_json_atomic', 'check_writable', 'read_json', 'shared_data_dir', 'check_device']
 
 # %% ../nbs/00_core.ipynb #3427f434
 class SARInputError(ValueError):
@@ -146,3 +146,18 @@ def shared_data_dir(start=None) -> Path|None:
     for d in [p] + list(p.parents):
         if (d / "shared" / "data").is_dir(): return d / "shared" / "data"
     return None
+
+# %% ../nbs/00_core.ipynb #2ed971ab
+def check_device(name:str, option:str="--device") -> str:
+    "`name` if torch knows the device and this machine has it; else an error naming `option` (the CLI's and training's check)."
+    import torch
+    try: dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise SARInputError(option, f"unknown device {name!r}", "use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SARInputError(option, f"{name!r} asked for, but this machine has no usable CUDA GPU", "use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SARInputError(option, f"{name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SARInputError(option, "'mps' asked for, but Apple's MPS is not available here", "use cpu")
+    return name

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .core import (SARInputError, atomic_path, check_exists, check_writable, read_json, write_json_atomic,
+from .core import (SARInputError, atomic_path, check_device, check_exists, check_writable, read_json, write_json_atomic,
                              write_text_atomic)
 from .scio import ScioConfig
 
@@ -741,8 +741,7 @@ def train(cfg:TrainConfig, callbacks=()) -> dict:
     """Train a KLIP model as `cfg` says (one process, or one rank under torchrun); return a summary. `callbacks`:
     objects with some of the methods of `Callback`, called on every process."""
     callbacks = check_callbacks(callbacks)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SARInputError("device", f"{cfg.device!r} asks for a GPU, but torch sees none", "use device 'auto' or 'cpu'")
+    if cfg.device != "auto": check_device(cfg.device, "device")      # a GPU this machine lacks: stop before any work
     rank, world, dev = setup_distributed(cfg.device)
     inputs = check_inputs(cfg)                        # every rank: errors that name the path, before anything is written
     run = Path(cfg.out)

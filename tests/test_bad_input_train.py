@@ -96,7 +96,7 @@ def test_missing_or_unreadable_inputs_name_the_path(data, tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_a_gpu(data, tmp_path, capsys):
     rc, err = train_cli(capsys, config(tmp_path, data), "device=cuda")
-    assert rc == 2 and "device: 'cuda' asks for a GPU, but torch sees none" in err, err
+    assert rc == 2 and "device: 'cuda' asked for, but this machine has no usable CUDA GPU" in err, err
 
 
 def test_grad_accum_larger_than_an_epoch_is_refused(data, tmp_path):
