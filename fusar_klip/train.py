@@ -49,7 +49,8 @@ _RULES = dict( # key: (what is expected, check)
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
-    sample_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
+    sample_negatives=("true or false", lambda v: isinstance(v, bool)),
+    itm_distinct_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
     tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)),
     compile=("true or false", lambda v: isinstance(v, bool)))
 
@@ -106,6 +107,7 @@ class TrainConfig:
     queue_size: int = 0 # override the preset's ITC queue (0 keeps it)
     mask_prob: float = -1.0 # override the preset's extra masking (-1 keeps it)
     sample_negatives: bool = True # ITM negatives drawn from softmax(sim) (BLIP) or the hardest (deterministic)
+    itm_distinct_negatives: bool = False # ITM never takes a negative whose caption is word for word the positive's (template corpora repeat captions)
     tokenizer_vocab: int = 2000
     seed: int = 0
     bf16: bool = True # autocast to bfloat16 on CUDA
@@ -501,7 +503,8 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
     mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], MODES[cfg.mode]
     model = KlipModel(mcfg, tok).to(dev)
-    pre = KlipPretrain(model, MODES[cfg.mode], seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives).train()
+    pre = KlipPretrain(model, MODES[cfg.mode], seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
+                       distinct_negatives=cfg.itm_distinct_negatives).train()
     if cfg.compile: pre.compile()
     ddp = torch.nn.parallel.DistributedDataParallel(pre, find_unused_parameters=cfg.mode == "clip",
                                                     broadcast_buffers=False) if world > 1 else pre
