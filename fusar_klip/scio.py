@@ -51,6 +51,10 @@ class ScioConfig:
     prerank_tokens: int = 3 # 'corpus': tokens of each phrase that the cheap pre-rank reads
     generate_max_tokens: int = 16 # 'generated': the longest span the decoder may write
     length_norm: str = "auto" # compare candidates by 'sum' of token log-likelihoods, 'mean' per token, or 'auto': sum on template clauses, mean on phrases
+    skip_fields: str = "" # fields never screened or proofread, comma-separated (e.g. 'Count': a decoder that has not learnt to count corrects numbers to the most common one)
+
+    @property
+    def skip(self) -> frozenset: return frozenset(s for s in self.skip_fields.split(",") if s)
 
     @property
     def sources(self) -> tuple: return tuple(self.candidates.split(","))
@@ -58,6 +62,8 @@ class ScioConfig:
     def __post_init__(self):
         if not isinstance(self.candidates, str): self.candidates = ",".join(self.candidates)
         self.candidates = ",".join(s.strip() for s in self.candidates.split(","))
+        if not isinstance(self.skip_fields, str): self.skip_fields = ",".join(self.skip_fields)
+        self.skip_fields = ",".join(s.strip() for s in self.skip_fields.split(",") if s.strip())
         src = self.sources
         if not set(src) <= set(SOURCES) or len(set(src)) != len(src):
             raise ValueError(f"SCIO candidates must be distinct sources from {', '.join(SOURCES)} (comma-separated); got {self.candidates!r}")
@@ -138,6 +144,7 @@ def screen(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig, 
         ow = torch.tensor(owner, device=sim.device)
         g_sim, g_itm = sim[B:] - sim[ow], prob[B:] - prob[ow]
         ok = (g_itm >= cfg.itm_margin) & (g_sim >= cfg.sim_margin)
+        if cfg.skip: ok &= torch.tensor([records[b].clauses[i].field not in cfg.skip for b, i in zip(owner, left)], device=ok.device)
         score = torch.where(ok, g_itm, torch.full_like(g_itm, -math.inf))
         best = torch.full((B,), -math.inf, device=sim.device).scatter_reduce(0, ow, score, "amax")
         if cfg.top_fraction < 1 and torch.isfinite(best).any():     # calibrate on this batch's own gains
@@ -481,6 +488,7 @@ def candidate_scores(model, image_embeds, records:list, clause_lists:list, tok, 
 # %% ../nbs/07_scio.ipynb #88d7e83c
 def _has_candidates(c:Clause, cfg:ScioConfig, bank:PhraseBank|None) -> bool:
     "Whether one of the candidate sources can offer a clause something other than its keyword."
+    if c.field in cfg.skip: return False
     tpl = is_template(c)
     for s in cfg.sources:
         if s == "generated" or (s == "closed" and tpl and field_candidates(c.field)): return True
