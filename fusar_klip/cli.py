@@ -44,7 +44,9 @@ def _real(lo:float, hi:float=float("inf"), lo_open:bool=False):
 # %% ../nbs/90_cli.ipynb #45cff228
 def _add_world(p):
     p.add_argument("--world", default="mini", choices=sorted(WORLDS),
-                   help="world preset: 'mini' = 10 cities, 2048 px scenes at 3 m (>2,000 chips); 'micro' = 2 small scenes")
+                   help="world preset: 'mini' = 10 cities, 2048 px scenes at 3 m C-band (>2,000 chips); 'micro' = 2 small scenes; "
+                        "'xhr' = the same cities at 0.5 m X-band, vehicles/aircraft/ships as point-scatterer clusters with shadows; "
+                        "'xhr-micro' = 2 small xhr scenes")
     p.add_argument("--scale", type=_real(0, 1000, lo_open=True), default=1.0, help="grow the world by this factor (more scenes); default 1")
     p.add_argument("--seed", type=_whole(0), default=None, help="world seed (default: the preset's, 0)")
     p.add_argument("--workers", type=_whole(1), default=None, help="parallel processes for simulation (default: CPU count, max 8)")

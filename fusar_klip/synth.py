@@ -22,9 +22,10 @@ from .geo import (GAZETTEER, SIM_LANDCOVER, City, SARInputError, atomic_path, db
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'WORLDS', 'LC', 'NODATA', 'WorldConfig', 'split_of', 'SceneSpec', 'world_scenes', 'rect_mask', 'Layout',
-           'simulate_layout', 'sinc2_kernel', 'render_sar', 'targets_frame', 'simulate_scene', 'write_scene',
-           'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
+__all__ = ['log', 'TARGET_MODELS', 'WORLDS', 'LC', 'NODATA', 'HR_TEXTURE', 'WorldConfig', 'split_of', 'SceneSpec', 'world_scenes',
+           'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'footprint', 'render_sar', 'hr_targets',
+           'target_scatterers', 'gamma_texture', 'hr_clutter', 'aspect_gain', 'render_scatterers', 'targets_frame',
+           'simulate_scene', 'write_scene', 'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
 
 # %% ../nbs/01_synth.ipynb #53aa9cea
 @dataclass(frozen=True)
@@ -38,13 +39,30 @@ class WorldConfig:
     band: str = "C" # radar band (backscatter values are C-band)
     polarisation: str = "VV" # polarisation written as the band name
     seed: int = 0 # world seed
+    targets: str = "box" # target model: "box" (bright body + a few points, for >= 1 m pixels) or "scatterers"
+
+    def __post_init__(self):
+        if self.targets not in TARGET_MODELS:
+            raise ValueError(f"unknown target model {self.targets!r}; known: {', '.join(TARGET_MODELS)}")
 
     def scaled(self, scale:float) -> "WorldConfig":
         "This world with `scale` times as many scenes."
         if scale <= 0: raise ValueError(f"scale must be positive, got {scale}")
         return replace(self, n_scenes=max(1, round(self.n_scenes * scale)))
 
-WORLDS = {"mini": WorldConfig(), "micro": WorldConfig("micro", n_scenes=2, scene_px=384)}
+    def to_dict(self) -> dict:
+        "Parameters as written to scene tags and indexes; fields added later are left out at their defaults."
+        return {k: v for k, v in asdict(self).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+
+TARGET_MODELS = ("box", "scatterers")
+_LATER_FIELDS = {"targets": "box"}   # so worlds written before a field existed still match their config
+
+WORLDS = {"mini": WorldConfig(), "micro": WorldConfig("micro", n_scenes=2, scene_px=384),
+          # high resolution, X band: 0.5 m single-look HH like airborne/spotlight imagery, 1 km scenes
+          "xhr": WorldConfig("xhr", n_scenes=10, scene_px=2048, res=0.5, looks=1, band="X", polarisation="HH",
+                             targets="scatterers"),
+          "xhr-micro": WorldConfig("xhr-micro", n_scenes=2, scene_px=512, res=0.5, looks=1, band="X",
+                                   polarisation="HH", targets="scatterers")}
 
 def split_of(city_index:int) -> str:
     "Split of the i-th city of the gazetteer: 8 in 10 train, 1 val, 1 test."
@@ -206,7 +224,7 @@ def simulate_layout(spec:SceneSpec, cfg:WorldConfig) -> Layout:
             arc, acc = rc + ap_off * math.sin(t), cc + ap_off * math.cos(t)
             ap = rect_mask((n, n), arc, acc, px(420), px(140), h)
             if ap is None: continue
-            bad = lambda s, mm: water[s][mm].any() or urban[s][mm].mean() > 0.1
+            bad = lambda s, mm: water[s][mm].any() or (mm.any() and urban[s][mm].mean() > 0.1)
             if bad(sl, m) or bad(*ap): continue
             lc[sl][m] = LC["airfield"]; lc[ap[0]][ap[1]] = LC["airfield"]
             params.update(airfield=True, runway_heading_deg=round(h, 1))
@@ -286,6 +304,8 @@ def simulate_layout(spec:SceneSpec, cfg:WorldConfig) -> Layout:
     swath = (np.abs(su) <= n * 0.47) & (np.abs(sv) <= n * 0.47)
     lc[~swath] = 0
     targets = [t for t in targets if swath[min(n - 1, max(0, int(t["row"]))), min(n - 1, max(0, int(t["col"])))]]
+    if cfg.targets == "scatterers":   # high resolution: heights, sea state, parked and off-road vehicles, boats
+        targets = hr_targets(np.random.default_rng([cfg.seed, spec.index, 2]), lc, targets, params, res)
     return Layout(lc, parcel.astype(np.float32), swath, targets, params)
 
 # %% ../nbs/01_synth.ipynb #2c6acb5b
@@ -297,6 +317,19 @@ def sinc2_kernel(half:int=8, # kernel half-width in pixels
     "1-D sinc^2 impulse response; the 2-D point-spread function is its outer product."
     x = np.arange(-half, half + 1, dtype=np.float32)
     return (np.sinc(x / oversampling) ** 2).astype(np.float32)
+
+def footprint(t:dict, shape, res:float):
+    "Slices and mask of a ship's or vehicle's rectangle, or an aircraft's cross (fuselage and wings); None if outside."
+    L, W = t["length_m"] / res, t["width_m"] / res
+    if t["cls"] != "aircraft": return rect_mask(shape, t["row"], t["col"], L, W, t["heading_deg"])
+    got, wing = rect_mask(shape, t["row"], t["col"], L, 0.12 * L, t["heading_deg"]), \
+                rect_mask(shape, t["row"], t["col"], W, 0.18 * L, t["heading_deg"] + 90)
+    if got is None or wing is None: return got          # wings off the image: the fuselage alone
+    sl = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(got[0], wing[0]))
+    m = np.zeros((sl[0].stop - sl[0].start, sl[1].stop - sl[1].start), bool)
+    for (s_, m_) in (got, wing):
+        m[s_[0].start - sl[0].start:s_[0].stop - sl[0].start, s_[1].start - sl[1].start:s_[1].stop - sl[1].start] |= m_
+    return sl, m
 
 def render_sar(lay:Layout, cfg:WorldConfig, seed:int=0) -> np.ndarray:
     "Render a layout into a float32 sigma0 dB image (NODATA outside the swath)."
@@ -316,6 +349,9 @@ def render_sar(lay:Layout, cfg:WorldConfig, seed:int=0) -> np.ndarray:
     for name, nu in (("urban", 3.0), ("forest", 12.0), ("port", 4.0)):
         m = lc == LC[name]
         texture[m] = rng.gamma(nu, 1.0 / nu, int(m.sum())).astype(np.float32)
+    if cfg.targets == "scatterers":   # single-look high resolution: every natural class is textured, sea has swell
+        hr_rng = np.random.default_rng([cfg.seed, seed, 2])
+        hr_clutter(lay, res, s0, texture, hr_rng)
     tan_i = math.tan(math.radians(lay.params["incidence_deg"]))
     bright = np.zeros(lc.shape, np.float32)         # deterministic (unspeckled) point scatterers, linear
     builds = [t for t in lay.targets if t["cls"] == "building"]
@@ -333,19 +369,12 @@ def render_sar(lay:Layout, cfg:WorldConfig, seed:int=0) -> np.ndarray:
         s0[max(r0, 0):r1, roof0:roof1] = rng.uniform(-6, 0)                    # roof, displaced towards the sensor
         s0[max(r0, 0):r1, max(0, c0 - lay_px):max(0, c0)] += rng.uniform(4, 8)  # layover: wall + roof + ground
         s0[max(r0, 0):r1, max(0, c0 - 1):min(n, c0 + 1)] = rng.uniform(10, 20)  # double bounce at the facing wall
-    for t in lay.targets:
+    if cfg.targets == "scatterers":   # clusters of point scatterers with layover, shadow and multipath
+        rr, cc, power = render_scatterers(lay, res, s0, texture, hr_rng)
+        np.add.at(bright, (rr, cc), power.astype(np.float32))
+    for t in (lay.targets if cfg.targets == "box" else []):   # a bright body and a few dominant points
         if t["cls"] == "building": continue
-        L, W = t["length_m"] / res, t["width_m"] / res
-        if t["cls"] == "aircraft":   # fuselage along the heading, wings across it: a cross, not a box
-            got, wing = rect_mask(lc.shape, t["row"], t["col"], L, 0.12 * L, t["heading_deg"]), \
-                        rect_mask(lc.shape, t["row"], t["col"], W, 0.18 * L, t["heading_deg"] + 90)
-            if got is not None and wing is not None:
-                sl = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(got[0], wing[0]))
-                m = np.zeros((sl[0].stop - sl[0].start, sl[1].stop - sl[1].start), bool)
-                for (s_, m_) in (got, wing):
-                    m[s_[0].start - sl[0].start:s_[0].stop - sl[0].start, s_[1].start - sl[1].start:s_[1].stop - sl[1].start] |= m_
-                got = (sl, m)
-        else: got = rect_mask(lc.shape, t["row"], t["col"], L, W, t["heading_deg"])
+        got = footprint(t, lc.shape, res)
         if got is None: continue
         sl, m = got
         body = {"ship": (3, 12), "aircraft": (0, 8), "vehicle": (2, 8)}[t["cls"]]
@@ -362,6 +391,252 @@ def render_sar(lay:Layout, cfg:WorldConfig, seed:int=0) -> np.ndarray:
     out = lin_to_db(inten, 1e-6).astype(np.float32)
     out[~lay.swath] = NODATA
     return out
+
+# %% ../nbs/01_synth.ipynb #6002eb9f
+def _hr_height(t:dict, rng) -> float:
+    "A plausible height in metres for a vehicle, aircraft or ship of this length (tail fin, superstructure)."
+    L = t["length_m"]
+    if t["cls"] == "vehicle": return 1.3 + 0.2 * (L - 4) + rng.uniform(0, 0.5)   # car 1.3-1.8 m .. truck ~3.4 m
+    if t["cls"] == "aircraft": return 0.3 * L * rng.uniform(0.9, 1.1)            # tail fin: A320 37.6 m long, 11.8 m
+    return 1.0 + 0.12 * L * rng.uniform(0.8, 1.2)                               # ship: superstructure above the water
+
+def _claim(occupied, need, t, res, gap:float=2) -> bool:
+    "Mark a target's footprint (plus `gap` pixels) occupied if it is free and all on `need` (None: anywhere); else False."
+    got = rect_mask(occupied.shape, t["row"], t["col"], t["length_m"] / res + gap, t["width_m"] / res + gap, t["heading_deg"])
+    if got is None: return False
+    sl, m = got
+    if (need is not None and not need[sl][m].all()) or occupied[sl][m].any(): return False
+    occupied[sl][m] = True
+    return True
+
+def _random_pixel(rng, ok, tries=60):
+    "A random pixel where `ok` is True (rejection sampling, so no huge index arrays); None if none found."
+    for _ in range(tries):
+        r, c = rng.integers(0, ok.shape[0]), rng.integers(0, ok.shape[1])
+        if ok[r, c]: return float(r) + 0.5, float(c) + 0.5
+    return None
+
+def hr_targets(rng, # generator of its own, so the layout's other draws are untouched
+               lc:np.ndarray, # land cover (after the swath cut); parking lots are painted into it as road
+               targets:list, # the layout's targets; vehicles overlapping an earlier target are dropped
+               params:dict, # scene draws; incidence and sea state are set here
+               res:float) -> list:
+    "High-resolution additions to a layout: heights, a steeper incidence, sea state, parking lots, vehicles off-road, boats."
+    n, px = lc.shape[0], lambda m: m / res
+    km2 = (n * res / 1000) ** 2
+    water = lc == LC["water"]
+    s = float(np.clip((params["water_db"] + 25) / 7, 0, 1)) * (1.0 if params["setting"] == "coast" else 0.4)
+    params.update(incidence_deg=float(rng.uniform(35, 65)), sea_state=round(s, 3), sea_nu=round(10 - 8 * s, 2),
+                  swell_db=round(2.5 * s, 2) if params["setting"] == "coast" else 0.0,
+                  swell_wavelength_m=float(rng.uniform(40, 160)), swell_dir_deg=float(rng.uniform(0, 180)))
+    occupied, out = np.zeros(lc.shape, bool), []
+    for t in targets:   # at 0.5 m a vehicle or aircraft overlapping an earlier target shows: drop it (ships never overlap)
+        if t["cls"] == "building":
+            h, w = t["length_m"] / res / 2, t["width_m"] / res / 2
+            occupied[max(0, int(t["row"] - h)):int(t["row"] + h) + 1, max(0, int(t["col"] - w)):int(t["col"] + w) + 1] = True
+        elif not _claim(occupied, None, t, res, 0) and t["cls"] != "ship": continue
+        out.append(t)
+    def add(t, need, gap=2):
+        if _claim(occupied, need, t, res, gap): out.append(t)
+    # parking lots: rows of parked cars nose-in on asphalt, on open land or quays
+    lot_ok = np.isin(lc, [LC["farmland"], LC["bare soil"], LC["port"]])
+    for _ in range(rng.poisson(4 * km2)):
+        nr, ns, a = 2 * int(rng.integers(1, 4)), int(rng.integers(6, 21)), float(rng.uniform(0, 180))
+        lot_l, lot_w = ns * 2.6 + 4, nr // 2 * 18.0 + 4          # stalls 2.6 m wide, 5.5 m deep; 7 m aisles
+        for _ in range(30):
+            p = _random_pixel(rng, lot_ok)
+            if p is None: break
+            got = rect_mask(lc.shape, p[0], p[1], px(lot_l), px(lot_w), a)
+            if got is None or not lot_ok[got[0]][got[1]].all() or occupied[got[0]][got[1]].any(): continue
+            lc[got[0]][got[1]] = LC["road"]
+            ha = math.radians(a)
+            for i in range(nr):
+                across = (i // 2) * 18.0 + (i % 2) * 5.5 + 2.75 - (nr // 2 * 18.0 - 7) / 2
+                for j in range(ns):
+                    if rng.random() > 0.75: continue
+                    along = (j - (ns - 1) / 2) * 2.6
+                    big = rng.random() < 0.15
+                    L, W = (rng.uniform(5.5, 9), rng.uniform(2.0, 2.5)) if big else (rng.uniform(4, 5.2), rng.uniform(1.7, 2.0))
+                    add(dict(cls="vehicle", row=p[0] + px(-along * math.cos(ha) + across * math.sin(ha)),
+                             col=p[1] + px(along * math.sin(ha) + across * math.cos(ha)), length_m=L, width_m=W,
+                             heading_deg=(a + 90 + 180 * (i % 2)) % 360, height_m=None, context="in a parking lot"),
+                        None, 0)
+            occupied[got[0]][got[1]] = True
+            break
+    # vehicles off-road: small groups in fields and on bare ground (trucks, armoured vehicles)
+    field_ok = np.isin(lc, [LC["farmland"], LC["bare soil"]])
+    for _ in range(rng.poisson(30 * km2)):
+        p = _random_pixel(rng, field_ok)
+        if p is None: break
+        g_head = rng.uniform(0, 360)
+        for _ in range(int(rng.integers(1, 7))):
+            add(dict(cls="vehicle", row=p[0] + px(rng.normal(0, 12)), col=p[1] + px(rng.normal(0, 12)),
+                     length_m=rng.uniform(5.5, 10), width_m=rng.uniform(2.3, 3.4),
+                     heading_deg=float((g_head + rng.normal(0, 30)) % 360), height_m=None, context="in a field"), field_ok)
+    # an apron of light and regional aircraft on open land (the layout's airfields rarely fit a 1 km scene)
+    apron_ok = field_ok | (lc == LC["forest"])
+    if rng.random() < 0.5:
+        k, span = int(rng.integers(2, 6)), rng.uniform(10, 36, 5)
+        a, pitch = float(rng.uniform(0, 180)), span.max() + 12
+        for _ in range(30):
+            p = _random_pixel(rng, apron_ok)
+            if p is None: break
+            got = rect_mask(lc.shape, p[0], p[1], px(k * pitch + 10), px(span.max() * 1.1 + 20), a)
+            if got is None or not apron_ok[got[0]][got[1]].all() or occupied[got[0]][got[1]].any(): continue
+            lc[got[0]][got[1]] = LC["airfield"]
+            ha = math.radians(a)
+            for j in range(k):
+                along = (j - (k - 1) / 2) * pitch
+                add(dict(cls="aircraft", row=p[0] - px(along * math.cos(ha)), col=p[1] + px(along * math.sin(ha)),
+                         length_m=span[j] * rng.uniform(0.9, 1.1), width_m=span[j], heading_deg=(a + 90) % 360,
+                         height_m=None, context="on the apron"), None, 0)
+            occupied[got[0]][got[1]] = True
+            params.update(apron=True)
+            break
+    # small craft on the water
+    n_boats = rng.poisson(min(30, 12 * water.sum() * res ** 2 / 1e6 + 1)) if water.any() else 0
+    for _ in range(n_boats):
+        p = _random_pixel(rng, water)
+        if p is None: break
+        L = rng.uniform(6, 30)
+        add(dict(cls="ship", row=p[0], col=p[1], length_m=L, width_m=L * rng.uniform(0.28, 0.38),
+                 heading_deg=float(rng.uniform(0, 360)), height_m=None, context="in open water"), water)
+    for t in out:
+        if t["cls"] != "building": t["height_m"] = round(_hr_height(t, rng), 1)
+    return out
+
+# %% ../nbs/01_synth.ipynb #83f0ffc5
+def _edge(rng, u0, v0, u1, v1, nu, nv, spacing, z, power):
+    "Scatterers spaced along a straight edge from (u0, v0) to (u1, v1) (metres), all facing the normal (nu, nv)."
+    k = max(2, int(round(math.hypot(u1 - u0, v1 - v0) / spacing)))
+    f = (np.arange(k) + rng.uniform(0.2, 0.8, k)) / k
+    z = np.asarray(z, np.float64) if np.ndim(z) else np.full(k, z, np.float64)
+    return np.stack([u0 + f * (u1 - u0), v0 + f * (v1 - v0), z, power(k), np.full(k, nu), np.full(k, nv)], 1)
+
+def target_scatterers(t:dict, rng) -> np.ndarray:
+    """Point scatterers of a vehicle, ship or aircraft in its own frame, one row each: along, across (m, along the
+    heading and to its right), height above ground (m), power before the aspect gain (linear), face normal (along,
+    across); a zero normal marks a corner or cavity that returns in every direction."""
+    L, W, h, cls = t["length_m"], t["width_m"], t["height_m"], t["cls"]
+    pw = lambda lo, hi: (lambda k: db_to_lin(rng.uniform(lo, hi, k)))
+    a, b, parts = L / 2, W / 2, []
+    if cls == "vehicle":   # hull sides (ground dihedral or top edge), corners, turret / cab / cargo on top
+        zs = lambda k: rng.choice([0.0, 0.7 * h], k)
+        for (u0, v0, u1, v1, nu, nv) in ((-a, -b, a, -b, 0, -1), (-a, b, a, b, 0, 1), (-a, -b, -a, b, -1, 0), (a, -b, a, b, 1, 0)):
+            k = max(2, int(round(math.hypot(u1 - u0, v1 - v0) / 0.8)))
+            parts.append(_edge(rng, u0, v0, u1, v1, nu, nv, 0.8, zs(k), pw(2, 10)))
+        parts.append(np.stack([np.array([a, a, -a, -a]), np.array([b, -b, b, -b]), np.full(4, 0.7 * h),
+                               pw(4, 12)(4), np.zeros(4), np.zeros(4)], 1))
+        k = int(rng.integers(2, 7))
+        parts.append(np.stack([rng.uniform(-0.3, 0.3, k) * L, rng.uniform(-0.3, 0.3, k) * W, np.full(k, h),
+                               pw(2, 12)(k), np.zeros(k), np.zeros(k)], 1))
+    elif cls == "ship":   # hull sides tapering to the bow, superstructure aft, masts and cranes on the centre line
+        sp = max(1.0, L / 60)
+        for side in (-1, 1):
+            parts.append(_edge(rng, -a, side * b, 0.35 * L, side * b, 0, side, sp, 0.0, pw(6, 14)))
+            parts.append(_edge(rng, -a, side * b, 0.35 * L, side * b, 0, side, sp, 0.3 * h, pw(2, 10)))
+            parts.append(_edge(rng, 0.35 * L, side * b, a, 0.0, 0.6, side * 0.8, sp, 0.3 * h, pw(4, 12)))
+        parts.append(_edge(rng, -a, -b, -a, b, -1, 0, sp, 0.3 * h, pw(4, 12)))     # stern
+        k = int(rng.integers(4, 13))
+        parts.append(np.stack([rng.uniform(-0.4, -0.15, k) * L, rng.uniform(-0.35, 0.35, k) * W, rng.uniform(0.5, 1, k) * h,
+                               pw(6, 18)(k), np.zeros(k), np.zeros(k)], 1))
+        k = int(rng.integers(1, 5))
+        parts.append(np.stack([rng.uniform(-0.1, 0.4, k) * L, np.zeros(k), np.full(k, h), pw(4, 14)(k), np.zeros(k), np.zeros(k)], 1))
+    else:   # aircraft: fuselage (a cylinder: a flash when broadside), wing edges, engine inlets, tail fin, nose
+        fr, zf = 0.06 * L, 0.08 * L
+        for side in (-1, 1):
+            parts.append(_edge(rng, -a, side * fr, a * 0.9, side * fr, 0, side, 1.0, zf, pw(2, 10)))
+            parts.append(_edge(rng, 0.09 * L, side * fr, 0.09 * L - 0.2 * b, side * b, 1, 0, 1.0, 0.05 * L, pw(2, 10)))
+            parts.append(_edge(rng, -0.09 * L, side * fr, -0.09 * L - 0.2 * b, side * b, -1, 0, 1.0, 0.05 * L, pw(-4, 4)))
+        ne = 2 if W < 50 else 4
+        ev = np.array([-0.35, 0.35, -0.6, 0.6][:ne]) * b
+        parts.append(np.stack([0.15 * L - 0.2 * np.abs(ev), ev, np.full(ne, 0.04 * L), pw(10, 18)(ne), np.ones(ne), np.zeros(ne)], 1))
+        for side in (-1, 1): parts.append(_edge(rng, -0.48 * L, 0, -0.4 * L, 0, 0, side, 0.8, h, pw(4, 12)))
+        parts.append(np.array([[a, 0, zf, float(pw(4, 10)(1)[0]), 0, 0]]))
+    return np.concatenate(parts).astype(np.float64)
+
+# %% ../nbs/01_synth.ipynb #787ef8c6
+HR_TEXTURE = {"farmland": (10.0, 0.0), # class: (nu of the gamma texture, correlation length in metres); grass, crops
+              "bare soil": (5.0, 0.0), # gravel and ploughed soil: rougher than grass
+              "forest": (2.0, 5.0), # tree crowns about 5 m across, lit on one side and shadowed on the other
+              "urban": (1.5, 0.0), "port": (2.0, 0.0), # clutter of small man-made objects: very spiky
+              "road": (20.0, 0.0), "airfield": (20.0, 0.0)} # asphalt and concrete: nearly homogeneous
+
+def gamma_texture(rng, n:int, nu:float, cell:float=0.0) -> np.ndarray:
+    "An (n, n) Gamma texture of mean 1 and variance about 1/nu, correlated over `cell` pixels (0: independent pixels)."
+    if cell <= 1.5: return rng.gamma(nu, 1.0 / nu, (n, n)).astype(np.float32)
+    k = int(n / cell) + 2
+    nu_c = nu * 4 / 9                        # bilinear interpolation keeps on average 4/9 of the variance
+    low = rng.gamma(nu_c, 1.0 / nu_c, (k, k)).astype(np.float32)
+    return ndimage.zoom(low, n / (k - 1), order=1, mode="nearest", grid_mode=False)[:n, :n]
+
+def hr_clutter(lay:Layout, res:float, s0:np.ndarray, texture:np.ndarray, rng):
+    "High-resolution clutter: per-class gamma texture (K-distributed intensity with speckle) and sea state on water."
+    lc, n, P = lay.landcover, lay.landcover.shape[0], lay.params
+    for name, (nu, corr) in HR_TEXTURE.items():
+        m = lc == LC[name]
+        if not m.any(): continue
+        texture[m] = gamma_texture(rng, n, nu, corr / res)[m] if corr / res > 1.5 else \
+                     rng.gamma(nu, 1.0 / nu, int(m.sum())).astype(np.float32)
+    m = lc == LC["water"]
+    if m.any():   # sea: spikier as the wind rises (lower nu), plus a long-crested swell modulating the backscatter
+        texture[m] = rng.gamma(P["sea_nu"], 1.0 / P["sea_nu"], int(m.sum())).astype(np.float32)
+        if P["swell_db"] > 0:
+            yy, xx = np.nonzero(m)
+            d = math.radians(P["swell_dir_deg"])
+            phase = 2 * math.pi * (xx * math.cos(d) + yy * math.sin(d)) * res / P["swell_wavelength_m"]
+            s0[m] += (P["swell_db"] * np.cos(phase + rng.uniform(0, 2 * math.pi))).astype(np.float32)
+
+# %% ../nbs/01_synth.ipynb #551d9f90
+def aspect_gain(cos_face:np.ndarray, # cosine of the angle between a face's normal and the direction to the radar
+                isotropic:np.ndarray, # True for corners and cavities (no face)
+               ) -> np.ndarray:
+    "Power gain of a scatterer by aspect: a flash within ~10 deg of broadside, cos^2 off it, little from hidden faces."
+    phi = np.degrees(np.arccos(np.clip(cos_face, -1, 1)))
+    g = np.where(cos_face > 0, 0.3 * np.clip(cos_face, 0, 1) ** 2 + 4.0 * np.exp(-(phi / 10.0) ** 2), 0.03)
+    return np.where(isotropic, 0.7, g)
+
+def render_scatterers(lay:Layout, res:float, s0:np.ndarray, texture:np.ndarray, rng):
+    """Scatterer-model targets: writes shadows and diffuse bodies into `s0` / `texture` and returns the point
+    scatterers (rows, cols, linear power) -- direct returns laid over towards the radar, and their multipath ghosts."""
+    n = s0.shape[0]
+    tan_i = math.tan(math.radians(lay.params["incidence_deg"]))
+    todo = [(t, got) for t in lay.targets if t["cls"] != "building" for got in [footprint(t, s0.shape, res)] if got is not None]
+    for t, (sl, m) in todo:   # shadows first, so a target's body is not blacked out by its neighbour's shadow
+        ls = int(round(t["height_m"] * tan_i / res))                   # shadow length behind the far edge, pixels
+        c1 = min(n, sl[1].stop + ls)
+        win = np.zeros((m.shape[0], c1 - sl[1].start), np.int32); win[:, :m.shape[1]] = m
+        cs = np.cumsum(win, axis=1)
+        back = np.zeros_like(cs)
+        if cs.shape[1] > ls + 1: back[:, ls + 1:] = cs[:, :cs.shape[1] - ls - 1]
+        sh = cs - back > 0                                              # a body pixel within ls columns nearer the radar
+        s0[sl[0], sl[1].start:c1][sh] = -30.0; texture[sl[0], sl[1].start:c1][sh] = 1.0
+    rows, cols, power = [], [], []
+    water = lay.landcover == LC["water"]
+    for t, (sl, m) in todo:
+        lay_px = int(round(0.7 * t["height_m"] / tan_i / res))       # the top surfaces lay over towards the radar
+        rr, cc = np.nonzero(m)
+        rr, cc = rr + sl[0].start, np.clip(cc + sl[1].start - lay_px, 0, n - 1)
+        s0[rr, cc] = rng.uniform(*{"ship": (-12, -6), "aircraft": (-14, -8), "vehicle": (-12, -6)}[t["cls"]])
+        texture[rr, cc] = 1.0
+        sc = target_scatterers(t, rng)
+        hd = math.radians(t["heading_deg"])
+        dc = (sc[:, 0] * math.sin(hd) + sc[:, 1] * math.cos(hd)) / res          # image offsets of each scatterer
+        dr = (-sc[:, 0] * math.cos(hd) + sc[:, 1] * math.sin(hd)) / res
+        ncol = sc[:, 4] * math.sin(hd) + sc[:, 5] * math.cos(hd)                 # normal's column component
+        p = sc[:, 3] * aspect_gain(-ncol, (sc[:, 4] == 0) & (sc[:, 5] == 0))    # the radar is to the west: (-1, 0)
+        shift = sc[:, 2] / tan_i / res                                           # layover of a scatterer at height z
+        on_water = water[min(n - 1, max(0, int(t["row"]))), min(n - 1, max(0, int(t["col"])))]
+        mirror = rng.uniform(0.1, 0.3) if on_water else rng.uniform(0.02, 0.08)  # ground (sea) reflectivity, power
+        up = sc[:, 2] > 0.3
+        rows += [t["row"] + dr, t["row"] + dr[up]]
+        cols += [t["col"] + dc - shift, t["col"] + dc[up] + shift[up]]            # ghost: via the ground, at far range
+        power += [p, p[up] * mirror]
+    if not rows: return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    r, c, p = (np.concatenate(x) for x in (rows, cols, power))
+    r, c = np.floor(r).astype(int), np.floor(c).astype(int)
+    ok = (r >= 0) & (r < n) & (c >= 0) & (c < n)
+    return r[ok], c[ok], p[ok]
 
 # %% ../nbs/01_synth.ipynb #f905db7e
 def targets_frame(lay:Layout, spec:SceneSpec, cfg:WorldConfig):
@@ -397,7 +672,7 @@ def simulate_scene(spec:SceneSpec, cfg:WorldConfig) -> dict:
     lay = simulate_layout(spec, cfg)
     sar = render_sar(lay, cfg, spec.index)
     transform = from_origin(spec.cx - cfg.scene_px * cfg.res / 2, spec.cy + cfg.scene_px * cfg.res / 2, cfg.res, cfg.res)
-    params = dict(world=asdict(cfg), scene_id=spec.scene_id, city=spec.city.name, country=spec.city.country,
+    params = dict(world=cfg.to_dict(), scene_id=spec.scene_id, city=spec.city.name, country=spec.city.country,
                   lon=spec.city.lon, lat=spec.city.lat, split=spec.split, epsg=spec.epsg, **lay.params)
     return dict(spec=spec, sar=sar, landcover=lay.landcover, targets=targets_frame(lay, spec, cfg),
                 transform=transform, params=params)
@@ -454,8 +729,8 @@ def synth_world(out_dir, # folder; scenes go to out_dir/<scene_id>/, the index t
         if f.exists():
             try: entry = json.loads(f.read_text())
             except json.JSONDecodeError: entry = None
-            if entry is not None and entry["params"]["world"] != asdict(cfg):
-                raise SARInputError(f, f"scene was simulated with {entry['params']['world']}, not {asdict(cfg)}",
+            if entry is not None and entry["params"]["world"] != cfg.to_dict():
+                raise SARInputError(f, f"scene was simulated with {entry['params']['world']}, not {cfg.to_dict()}",
                                     "use another output folder or delete this one")
             if entry is not None and scene_ok(f.parent): done[s.scene_id] = entry; continue
             f.unlink()          # a damaged or incomplete scene (truncated raster, deleted file): simulate it again
@@ -470,7 +745,7 @@ def synth_world(out_dir, # folder; scenes go to out_dir/<scene_id>/, the index t
         for s in todo: e = _make_scene((s, cfg, out_dir)); done[e["scene_id"]] = e; bar.update()
     bar.close()
     index = [done[s.scene_id] for s in specs]
-    write_json_atomic(out_dir / "index.json", dict(world=asdict(cfg), scenes=index))
+    write_json_atomic(out_dir / "index.json", dict(world=cfg.to_dict(), scenes=index))
     return index
 
 # %% ../nbs/01_synth.ipynb #c1fa4b7d
