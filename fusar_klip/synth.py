@@ -22,10 +22,11 @@ from .geo import (GAZETTEER, SIM_LANDCOVER, City, SARInputError, atomic_path, db
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'TARGET_MODELS', 'WORLDS', 'LC', 'NODATA', 'HR_TEXTURE', 'WorldConfig', 'split_of', 'SceneSpec', 'world_scenes',
-           'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'footprint', 'render_sar', 'hr_targets',
-           'target_scatterers', 'gamma_texture', 'hr_clutter', 'aspect_gain', 'render_scatterers', 'targets_frame',
-           'simulate_scene', 'write_scene', 'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
+__all__ = ['log', 'TARGET_MODELS', 'WORLDS', 'LC', 'NODATA', 'HR_TEXTURE', 'HR_SHADOW_DB', 'WorldConfig', 'split_of', 'SceneSpec',
+           'world_scenes', 'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'footprint', 'render_sar',
+           'hr_targets', 'target_scatterers', 'gamma_texture', 'hr_clutter', 'taylor_psf', 'correlated_speckle',
+           'aspect_gain', 'render_scatterers', 'targets_frame', 'simulate_scene', 'write_scene', 'scene_ok',
+           'synth_world', 'read_world', 'tiling_inputs']
 
 # %% ../nbs/01_synth.ipynb #53aa9cea
 @dataclass(frozen=True)
@@ -361,7 +362,8 @@ def render_sar(lay:Layout, cfg:WorldConfig, seed:int=0) -> np.ndarray:
     for t in builds:                                  # shadows first: layover of other buildings may cover them
         r0, r1, c0, c1 = box(t)
         sh = int(round(t["height_m"] * tan_i / res))
-        s0[max(r0, 0):r1, max(c1, 0):min(n, c1 + sh)] = -30.0
+        if cfg.targets == "scatterers": s0[max(r0, 0):r1, max(c1, 0):min(n, c1 + sh)] += rng.uniform(*HR_SHADOW_DB)
+        else: s0[max(r0, 0):r1, max(c1, 0):min(n, c1 + sh)] = -30.0
     for t in builds:
         r0, r1, c0, c1 = box(t)
         lay_px = max(1, int(round(t["height_m"] / tan_i / res)))
@@ -384,9 +386,13 @@ def render_sar(lay:Layout, cfg:WorldConfig, seed:int=0) -> np.ndarray:
         pick = rng.integers(len(rr), size=k)
         np.add.at(bright, (rr[pick] + sl[0].start, cc[pick] + sl[1].start),
                   db_to_lin(rng.uniform(18, 30, k)).astype(np.float32))
-    ker = sinc2_kernel()
+    if cfg.targets == "scatterers":   # a weighted, oversampled product: low sidelobes, speckle correlated like the PSF
+        amp = taylor_psf(); ker = amp ** 2
+        speckle = correlated_speckle(rng, lc.shape, cfg.looks, amp[2:-2])   # beyond 6 px the PSF is < -35 dB
+    else:
+        ker = sinc2_kernel()
+        speckle = rng.gamma(cfg.looks, 1.0 / cfg.looks, lc.shape).astype(np.float32)
     bright = ndimage.convolve1d(ndimage.convolve1d(bright, ker, axis=0, mode="constant"), ker, axis=1, mode="constant")
-    speckle = rng.gamma(cfg.looks, 1.0 / cfg.looks, lc.shape).astype(np.float32)
     inten = (db_to_lin(s0).astype(np.float32) * texture + np.float32(db_to_lin(lay.params["nesz_db"]))) * speckle + bright
     out = lin_to_db(inten, 1e-6).astype(np.float32)
     out[~lay.swath] = NODATA
@@ -556,11 +562,12 @@ def target_scatterers(t:dict, rng) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 # %% ../nbs/01_synth.ipynb #787ef8c6
-HR_TEXTURE = {"farmland": (10.0, 0.0), # class: (nu of the gamma texture, correlation length in metres); grass, crops
-              "bare soil": (5.0, 0.0), # gravel and ploughed soil: rougher than grass
+HR_TEXTURE = {"farmland": (2.5, 4.0), # class: (nu of the gamma texture, correlation length in metres); grass, crops
+              "bare soil": (2.0, 2.0), # gravel and ploughed soil: rougher than grass, finer patches
               "forest": (2.0, 5.0), # tree crowns about 5 m across, lit on one side and shadowed on the other
               "urban": (1.5, 0.0), "port": (2.0, 0.0), # clutter of small man-made objects: very spiky
               "road": (20.0, 0.0), "airfield": (20.0, 0.0)} # asphalt and concrete: nearly homogeneous
+HR_SHADOW_DB = (-15.0, -11.0) # a shadow's diffuse return (multipath, grass tops) relative to its clutter, dB
 
 def gamma_texture(rng, n:int, nu:float, cell:float=0.0) -> np.ndarray:
     "An (n, n) Gamma texture of mean 1 and variance about 1/nu, correlated over `cell` pixels (0: independent pixels)."
@@ -587,6 +594,30 @@ def hr_clutter(lay:Layout, res:float, s0:np.ndarray, texture:np.ndarray, rng):
             phase = 2 * math.pi * (xx * math.cos(d) + yy * math.sin(d)) * res / P["swell_wavelength_m"]
             s0[m] += (P["swell_db"] * np.cos(phase + rng.uniform(0, 2 * math.pi))).astype(np.float32)
 
+# %% ../nbs/01_synth.ipynb #b162fb7d
+def taylor_psf(half:int=8, # kernel half-width in pixels
+               oversampling:float=1.3, # resolution cell / pixel spacing
+               sll:float=35.0, # peak sidelobe level of the Taylor weighting, dB below the peak
+               nbar:int=4, # number of nearly constant-level sidelobes
+              ) -> np.ndarray:
+    "1-D amplitude impulse response of a Taylor-weighted spectrum, peak 1; its square is the intensity PSF."
+    from scipy.signal import windows
+    m = 4096
+    w = windows.taylor(m, nbar, sll, norm=False)
+    f = (np.arange(m) + 0.5) / m - 0.5                           # the processed band, in units of the bandwidth
+    x = np.arange(-half, half + 1, dtype=np.float64) / oversampling
+    h = (w[None, :] * np.cos(2 * np.pi * f[None, :] * x[:, None])).mean(1)   # inverse Fourier transform (w is even)
+    return (h / h.max()).astype(np.float32)
+
+def correlated_speckle(rng, shape, looks:int, amp:np.ndarray) -> np.ndarray:
+    "Mean-one speckle of `looks` looks whose pixels are correlated through the amplitude PSF `amp` (separable)."
+    out = np.zeros(shape, np.float32)
+    for _ in range(2 * looks):       # real and imaginary part of each look's complex Gaussian field
+        w = rng.standard_normal(shape, dtype=np.float32)
+        w = ndimage.convolve1d(ndimage.convolve1d(w, amp, axis=0, mode="wrap"), amp, axis=1, mode="wrap")
+        out += w * w
+    return out / np.float32(2 * looks * float((amp.astype(np.float64) ** 2).sum()) ** 2)
+
 # %% ../nbs/01_synth.ipynb #551d9f90
 def aspect_gain(cos_face:np.ndarray, # cosine of the angle between a face's normal and the direction to the radar
                 isotropic:np.ndarray, # True for corners and cavities (no face)
@@ -602,6 +633,7 @@ def render_scatterers(lay:Layout, res:float, s0:np.ndarray, texture:np.ndarray, 
     n = s0.shape[0]
     tan_i = math.tan(math.radians(lay.params["incidence_deg"]))
     todo = [(t, got) for t in lay.targets if t["cls"] != "building" for got in [footprint(t, s0.shape, res)] if got is not None]
+    shade = np.zeros(s0.shape, np.float32)      # dB below the clutter; overlapping shadows take the darker, not the sum
     for t, (sl, m) in todo:   # shadows first, so a target's body is not blacked out by its neighbour's shadow
         ls = int(round(t["height_m"] * tan_i / res))                   # shadow length behind the far edge, pixels
         c1 = min(n, sl[1].stop + ls)
@@ -610,7 +642,9 @@ def render_scatterers(lay:Layout, res:float, s0:np.ndarray, texture:np.ndarray, 
         back = np.zeros_like(cs)
         if cs.shape[1] > ls + 1: back[:, ls + 1:] = cs[:, :cs.shape[1] - ls - 1]
         sh = cs - back > 0                                              # a body pixel within ls columns nearer the radar
-        s0[sl[0], sl[1].start:c1][sh] = -30.0; texture[sl[0], sl[1].start:c1][sh] = 1.0
+        win = shade[sl[0], sl[1].start:c1]
+        win[sh] = np.minimum(win[sh], rng.uniform(*HR_SHADOW_DB))
+    s0 += shade
     rows, cols, power = [], [], []
     water = lay.landcover == LC["water"]
     for t, (sl, m) in todo:
