@@ -18,9 +18,11 @@ from .geo import SARFileNotFoundError, SARInputError, SIM_LANDCOVER, WORLDCOVER,
 from .geo import GAZETTEER
 
 # %% auto #0
-__all__ = ['CLASS_TABLES', 'LANDCOVER_NAMES', 'NINE_GRID', 'TARGET_CLASSES', 'class_table', 'nine_grid_cell', 'TargetFact',
-           'ChipFacts', 'landcover_on_chip', 'landcover_stats', 'SceneTargets', 'targets_in_chip', 'nearest_city',
-           'chip_facts', 'scene_layers', 'manifest_facts', 'facts_table']
+__all__ = ['CLASS_TABLES', 'LANDCOVER_NAMES', 'NINE_GRID', 'HR_MAX_RES', 'HR_MIN_PX', 'ASPECTS', 'ASPECT_EDGES', 'SIM_LOOK_DEG',
+           'HR_KEYS', 'TARGET_CLASSES', 'class_table', 'nine_grid_cell', 'TargetFact', 'resolved', 'aspect_angle',
+           'aspect_names', 'shadow_length', 'hr_facts', 'ChipFacts', 'landcover_on_chip', 'landcover_stats',
+           'SceneTargets', 'targets_in_chip', 'nearest_city', 'chip_facts', 'scene_layers', 'manifest_facts',
+           'facts_table']
 
 # %% ../nbs/02_facts.ipynb #53bf134e
 CLASS_TABLES = {
@@ -49,13 +51,48 @@ def nine_grid_cell(row:float, col:float, size:int) -> str:
 # %% ../nbs/02_facts.ipynb #6e551a16
 @dataclass
 class TargetFact:
-    "One target inside a chip."
+    "One target inside a chip; its dict gains `HR_KEYS` when the chip resolves it (see below)."
     cls: str # ship, vehicle, aircraft (buildings are counted separately)
     length_m: float|None
     width_m: float|None
     heading_deg: float|None
     cell: str # nine-grid cell of its centre
     context: str|None # e.g. 'moored along the quay', 'on a road', 'on the apron'
+
+# %% ../nbs/02_facts.ipynb #c4b57aca
+HR_MAX_RES = 1.0 # pixel spacing in metres at or below which targets may get high-resolution facts
+HR_MIN_PX = 8 # ... if they are at least this many pixels long
+ASPECTS = ("end-on", "oblique", "broadside")
+ASPECT_EDGES = (20.0, 70.0) # degrees between the long axis and the range direction
+SIM_LOOK_DEG = 90.0 # map direction the simulator's radar looks in: east (range runs along the columns)
+HR_KEYS = ("height_m", "aspect_deg", "aspect", "shadow_m")
+
+def resolved(length_m, res:float) -> bool:
+    "Whether a target this long is resolved well enough at pixel spacing `res` for high-resolution facts."
+    return res <= HR_MAX_RES and length_m is not None and length_m / res >= HR_MIN_PX
+
+def aspect_angle(heading_deg:float, look_deg:float) -> float:
+    "Angle in [0, 90] between a target's long axis and the radar's range direction: 0 end-on, 90 broadside."
+    a = (heading_deg - look_deg) % 180
+    return round(min(a, 180 - a), 1)
+
+def aspect_names(angle:float, tol:float=0.0) -> set:
+    "The aspect classes of an angle (see `aspect_angle`), widened by `tol` degrees on each side."
+    return {ASPECTS[sum(v >= e for e in ASPECT_EDGES)] for v in (angle - tol, angle, angle + tol)}
+
+def shadow_length(height_m:float, incidence_deg:float) -> float:
+    "Ground-range length in metres of the radar shadow behind a target of this height."
+    return height_m * math.tan(math.radians(incidence_deg))
+
+def hr_facts(length_m, heading_deg, height_m, # the target, from its layer (None where unknown)
+             res:float, # the chip's pixel spacing
+             incidence_deg:float|None=None, look_deg:float|None=None, # the scene's geometry, when known
+            ) -> dict:
+    "The high-resolution facts of one target (`HR_KEYS`; None where unknown), or {} when it is not resolved."
+    if not resolved(length_m, res): return {}
+    ang = None if heading_deg is None or look_deg is None else aspect_angle(heading_deg, look_deg)
+    sh = None if height_m is None or incidence_deg is None else round(shadow_length(height_m, incidence_deg), 1)
+    return dict(height_m=height_m, aspect_deg=ang, aspect=None if ang is None else min(aspect_names(ang)), shadow_m=sh)
 
 # %% ../nbs/02_facts.ipynb #cd8b6928
 @dataclass
@@ -229,10 +266,14 @@ class SceneTargets:
 def _num(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 2)
 
-def targets_in_chip(st:SceneTargets, bounds, size:int) -> dict:
+def targets_in_chip(st:SceneTargets, bounds, size:int,
+                    incidence_deg:float|None=None, # the scene's incidence angle (shadow lengths at high resolution)
+                    look_deg:float|None=None, # map direction the radar looks in (target aspects at high resolution)
+                   ) -> dict:
     "Building statistics and target facts of the chip with these map `bounds` and `size` pixels."
     idx = st.in_bounds(bounds)
     x0, y0, x1, y1 = bounds
+    res = (x1 - x0) / size
     chip_area = (x1 - x0) * (y1 - y0)
     b = idx[st.cls[idx] == "building"]
     heights = [h for h in (_num(v) for v in st.height[b]) if h is not None]
@@ -240,9 +281,9 @@ def targets_in_chip(st:SceneTargets, bounds, size:int) -> dict:
                building_height_m=round(float(np.mean(heights)), 1) if heights else None, targets=[])
     for i in idx[np.isin(st.cls[idx], TARGET_CLASSES)]:
         row, col = (y1 - st.y[i]) / (y1 - y0) * size, (st.x[i] - x0) / (x1 - x0) * size
-        out["targets"].append(asdict(TargetFact(str(st.cls[i]), _num(st.length[i]), _num(st.width[i]),
-                                                _num(st.heading[i]), nine_grid_cell(row, col, size),
-                                                None if st.context[i] is None else str(st.context[i]))))
+        t = TargetFact(str(st.cls[i]), _num(st.length[i]), _num(st.width[i]), _num(st.heading[i]),
+                       nine_grid_cell(row, col, size), None if st.context[i] is None else str(st.context[i]))
+        out["targets"].append(asdict(t) | hr_facts(t.length_m, t.heading_deg, _num(st.height[i]), res, incidence_deg, look_deg))
     return out
 
 # %% ../nbs/02_facts.ipynb #cdd4812e
@@ -262,7 +303,7 @@ def chip_facts(row, # a manifest row (dict or Series)
                targets:SceneTargets|None=None, # the scene's targets, or None when there is no layer
                landcover_layer=None, # a land-cover raster for the scene, when the row has no landcover_path
                classes="auto", # class table: 'auto' (the raster's CLASSES tag, else 'sim'), 'sim', 'worldcover' or a dict
-               sensor:dict|None=None, # band, polarisation, looks of the scene
+               sensor:dict|None=None, # band, polarisation, looks, incidence_deg, look_deg of the scene
                unknown:str="error", # land-cover codes missing from the table: 'error' or 'ignore' (counted)
               ) -> ChipFacts:
     "Compute the facts of one chip."
@@ -291,19 +332,21 @@ def chip_facts(row, # a manifest row (dict or Series)
                                 f"({', '.join(f'{k}={v}' for k, v in sorted(table.items()))})",
                                 "pass the right table (--classes sim|worldcover; classes=... in Python) or --unknown ignore to count them")
     if targets is not None:
-        f.__dict__.update(targets_in_chip(targets, bounds, size)); f.has_targets_layer = True
+        f.__dict__.update(targets_in_chip(targets, bounds, size, sensor.get("incidence_deg"), sensor.get("look_deg")))
+        f.has_targets_layer = True
     return f
 
 # %% ../nbs/02_facts.ipynb #0ed903c5
 def scene_layers(chips_dir, world_dir=None) -> dict:
-    "Per scene: targets layer, CRS and sensor, from a world index when there is one."
+    "Per scene: targets layer, CRS and sensor (with incidence and look direction), from a world index when there is one."
     from fusar_klip.synth import read_world
     out = {}
     if world_dir is not None and (Path(world_dir) / "index.json").exists():
         for e in read_world(world_dir):
             w = e["params"]["world"]
             out[e["scene_id"]] = dict(targets=e["targets"], crs=f"EPSG:{e['epsg']}",
-                                      sensor=dict(band=w["band"], polarisation=w["polarisation"], looks=w["looks"]))
+                                      sensor=dict(band=w["band"], polarisation=w["polarisation"], looks=w["looks"],
+                                                  incidence_deg=e["params"].get("incidence_deg"), look_deg=SIM_LOOK_DEG))
     return out
 
 def manifest_facts(manifest, # chip manifest (GeoDataFrame) or rows

@@ -13,25 +13,27 @@ from typing import Callable
 
 import numpy as np
 
-from .facts import ChipFacts, NINE_GRID, TARGET_CLASSES
+from .facts import ChipFacts, NINE_GRID, TARGET_CLASSES, ASPECTS, aspect_names
 from .geo import SARInputError
 
 log = logging.getLogger("fusar_klip.hcot")
 
 # %% auto #0
 __all__ = ['log', 'WATER_EDGES', 'WATER_NAMES', 'ROAD_EDGES', 'ROAD_NAMES', 'BUILD_EDGES', 'BUILD_NAMES', 'HEIGHT_EDGES',
-           'HEIGHT_NAMES', 'PLURAL', 'FEATURE', 'REGION', 'ENVIRONMENT', 'FIELDS', 'FIELD', 'LEVELS', 'SCENE_FIELDS',
-           'TARGET_FIELDS', 'OFFICIAL_PREFIX', 'LC_WORDS', 'BUILDING_WORDS', 'SHARE_WORDS', 'DENSITY_WORDS', 'NEGATION',
-           'RELIEF_FLAT', 'RELIEF_UNSUPPORTED', 'TERRAIN_WORDS', 'FUNCTION_WORDS', 'MECH_WORDS', 'LAYOUT_WORDS',
-           'CELL_WORDS', 'SIDE_WORDS', 'WHOLE_WORDS', 'MOST_WORDS', 'TARGET_WORDS', 'FEATURE_WORDS',
-           'ARRANGEMENT_WORDS', 'REGION_WORDS', 'ENVIRONMENT_WORDS', 'NUMBER_WORDS', 'NUMBER', 'FRACTION_WORDS',
+           'HEIGHT_NAMES', 'PLURAL', 'FEATURE', 'REGION', 'CONTEXT_REGION', 'ENVIRONMENT', 'NEW_CONTEXT_WORDS',
+           'ASPECT_TOL', 'SIZE_NOUNS', 'FIELDS', 'FIELD', 'LEVELS', 'SCENE_FIELDS', 'TARGET_FIELDS', 'OFFICIAL_PREFIX',
+           'LC_WORDS', 'BUILDING_WORDS', 'SHARE_WORDS', 'DENSITY_WORDS', 'NEGATION', 'RELIEF_FLAT',
+           'RELIEF_UNSUPPORTED', 'TERRAIN_WORDS', 'FUNCTION_WORDS', 'MECH_WORDS', 'LAYOUT_WORDS', 'CELL_WORDS',
+           'SIDE_WORDS', 'WHOLE_WORDS', 'MOST_WORDS', 'TARGET_WORDS', 'FEATURE_WORDS', 'ARRANGEMENT_WORDS',
+           'REGION_WORDS', 'ENVIRONMENT_WORDS', 'ASPECT_WORDS', 'NUMBER_WORDS', 'NUMBER', 'FRACTION_WORDS',
            'HEIGHT_WORDS', 'NO_BOUNDARY', 'ROUGH_GROUND', 'DOMINANCE', 'PLACE_CENTRE', 'PLACE_EDGE', 'SCENE_KINDS',
-           'FIELD_CLAIMS', 'FN_OF', 'FN_SHARE', 'BRIGHT_OF', 'CORE_CLAIM', 'LC_NOUNS', 'SHARE_PICK', 'DENSITY_PICK',
-           'ROAD_PICK', 'CELL_PICK', 'SIDE_PICK', 'SIDE_NOUN', 'NUM_WORD', 'CLS_PICK', 'FN_PICK', 'VERB_PICK',
-           'MECH_TAIL', 'MECH_NEEDS', 'BOUNDARY_ADJ', 'BOUNDARY_NOUN', 'BRIGHT_PICK', 'BRIGHT_MECH', 'MECH_WORD',
-           'FEATURE_PICK', 'ARR_PICK', 'REGION_PICK', 'ENV_PICK', 'COMPOSERS', 'LEVEL_NAMES', 'STYLES', 'terrain',
-           'boundary', 'functionality', 'layout', 'distribution', 'brightness', 'category', 'location', 'size',
-           'arrangement', 'environment', 'place', 'Field', 'Clause', 'HCoT', 'prefix_span', 'official_clause',
+           'FIELD_CLAIMS', 'FN_OF', 'FN_SHARE', 'BRIGHT_OF', 'HR_CLAIMS', 'CORE_CLAIM', 'LC_NOUNS', 'SHARE_PICK',
+           'DENSITY_PICK', 'ROAD_PICK', 'CELL_PICK', 'SIDE_PICK', 'SIDE_NOUN', 'NUM_WORD', 'CLS_PICK', 'FN_PICK',
+           'VERB_PICK', 'MECH_TAIL', 'MECH_NEEDS', 'BOUNDARY_ADJ', 'BOUNDARY_NOUN', 'BRIGHT_PICK', 'BRIGHT_MECH',
+           'MECH_WORD', 'FEATURE_PICK', 'ARR_PICK', 'REGION_PICK', 'ENV_PICK', 'ASPECT_PICK', 'COMPOSERS',
+           'LEVEL_NAMES', 'STYLES', 'terrain', 'boundary', 'functionality', 'layout', 'distribution', 'brightness',
+           'target_region', 'category', 'location', 'size', 'arrangement', 'region', 'environment', 'place',
+           'orientation', 'dimensions', 'shadow', 'Field', 'Clause', 'HCoT', 'prefix_span', 'official_clause',
            'is_official', 'phrase_claims', 'claim_problem', 'phrase_problems', 'official_phrase', 'facts_problems',
            'calibrate_l5', 'TemplateBackend', 'level_prompt', 'parse_json_answer', 'TransformersBackend',
            'BackendError', 'OpenAICompatibleBackend', 'official_prompt', 'parse_official_answer', 'ask_official',
@@ -115,9 +117,21 @@ def brightness(f:ChipFacts):
 # %% ../nbs/03_hcot.ipynb #38968bc3
 PLURAL = {"ship": "ships", "vehicle": "vehicles", "aircraft": "aircraft"}
 FEATURE = {"ship": "elongated", "vehicle": "point-like", "aircraft": "cross-shaped"}
-REGION = {"ship": "water", "vehicle": "roads", "aircraft": "apron"}
+REGION = {"ship": "water", "vehicle": "roads", "aircraft": "apron"}    # by class, for targets of unknown context
+CONTEXT_REGION = {"moored along the quay": "water", "in open water": "water", "on a road": "roads",
+                  "on the apron": "apron", "in a parking lot": "parking lot", "in a field": "fields"}
 ENVIRONMENT = {"moored along the quay": "moored", "in open water": "underway", "on a road": "driving",
-               "on the apron": "parked"}
+               "on the apron": "parked", "in a parking lot": "parked", "in a field": "off-road"}
+NEW_CONTEXT_WORDS = frozenset({"parking lot", "fields", "off-road"})   # keywords of the high-resolution contexts
+
+def target_region(t:dict) -> str|None:
+    "The surface a target sits on: from its context, else from its class."
+    return CONTEXT_REGION.get(t.get("context")) or REGION.get(t["cls"])
+
+def _regions_of(f, cls:str) -> list:
+    "The surfaces the targets of one class sit on, commonest first."
+    rs = [r for t in f.targets if t["cls"] == cls and (r := target_region(t))]
+    return sorted(set(rs), key=lambda r: (-rs.count(r), r))
 
 def category(f):
     c = f.target_counts()
@@ -144,12 +158,78 @@ def arrangement(f):
     cells = len({t["cell"] for t in f.targets})
     return "clustered" if cells == 1 else "scattered" if cells >= 4 else "grouped"
 
+def region(f):
+    "The surface most targets of the main class sit on (a vehicle in a field is not on a road)."
+    rs = _regions_of(f, f.main_target_class()) if f.targets else []
+    return rs[0] if rs else None
+
 def environment(f):
     ctx = [ENVIRONMENT[t["context"]] for t in f.targets if t.get("context") in ENVIRONMENT]
     return max(sorted(set(ctx)), key=ctx.count) if ctx else None
 
 def place(f):
     return f.city.lower() if f.city and f.city_distance_km <= 30 else None
+
+# %% ../nbs/03_hcot.ipynb #953a5d76
+ASPECT_TOL = 5.0 # degrees: an aspect this close to a class edge may be called either class
+
+def _hr(f) -> list: return [t for t in f.targets if "aspect" in t]   # the targets the chip resolves
+def _m(x:float) -> str: return f"{round(2 * x) / 2:g}"                  # metres to the half metre: '4.5', '2'
+
+def orientation(f):
+    "The aspect of most resolved targets (ties: the earlier class in ASPECTS), or None."
+    a = [t["aspect"] for t in _hr(f) if t["aspect"]]
+    return max(ASPECTS, key=lambda k: (a.count(k), -ASPECTS.index(k))) if a else None
+
+def _orientations_ok(f) -> set:
+    "Aspects that could be the commonest, allowing each target's angle ASPECT_TOL degrees either way."
+    ts = [t for t in _hr(f) if t["aspect_deg"] is not None]
+    if not ts: return set()
+    best = max(sum(t["aspect"] == k for t in ts) for k in ASPECTS)
+    return {k for k in ASPECTS if sum(k in aspect_names(t["aspect_deg"], ASPECT_TOL) for t in ts) >= best}
+
+def _typical(f) -> dict|None:
+    "The resolved target of median length (the lower median), or None."
+    ts = sorted((t for t in _hr(f) if t["length_m"] and t["width_m"]), key=lambda t: (t["length_m"], t["width_m"]))
+    return ts[(len(ts) - 1) // 2] if ts else None
+
+def _dims(t) -> list: return [t["length_m"], t["width_m"]] + ([t["height_m"]] if t.get("height_m") else [])
+
+def dimensions(f):
+    "Length x width (x height) in metres of the typical resolved target, e.g. '4.5 x 2 x 1.5'."
+    t = _typical(f)
+    return None if t is None else " x ".join(_m(v) for v in _dims(t))
+
+def _dimensions_ok(f) -> set:
+    t = _typical(f)
+    if t is None: return set()
+    return {" x ".join(p) for p in itertools.product(*[[_m(v + d) for d in (-0.5, 0, 0.5) if v + d > 0] for v in _dims(t)])}
+
+SIZE_NOUNS = {"car": ("vehicle", 0, 5.5), "truck": ("vehicle", 5.5, 1e9), "boat": ("ship", 0, 20), "ship": ("ship", 20, 1e9)}
+
+def _size_noun(word:str) -> str|None:
+    "The SIZE_NOUNS entry a class word names ('cars' -> 'car'), or None."
+    w = word.lower().strip()
+    return w if w in SIZE_NOUNS else w[:-1] if w.endswith("s") and w[:-1] in SIZE_NOUNS else None
+
+def _fits(f, noun:str, every:bool=True) -> bool:
+    "Whether a size-bound class noun fits every (or, `every=False`, some) resolved target of its class; True when none is resolved."
+    cls, lo, hi = SIZE_NOUNS[noun]
+    ok = [lo <= t["length_m"] < hi for t in _hr(f) if t["cls"] == cls and t["length_m"] is not None]
+    return not ok or (all(ok) if every else any(ok))
+
+def _shadows(f) -> list: return sorted(t["shadow_m"] for t in _hr(f) if t.get("shadow_m") is not None)
+
+def shadow(f):
+    "The median shadow length of the resolved targets in metres (the lower median), or None."
+    s = _shadows(f)
+    return _m(s[(len(s) - 1) // 2]) if s else None
+
+def _shadows_ok(f) -> set:
+    s = shadow(f)
+    if s is None: return set()
+    v = float(s); tol = max(0.5, 0.2 * v)
+    return {_m(k / 2) for k in range(math.ceil(2 * (v - tol)), math.floor(2 * (v + tol)) + 1) if k > 0}
 
 # %% ../nbs/03_hcot.ipynb #2518aed2
 @dataclass(frozen=True)
@@ -264,21 +344,35 @@ FIELDS = (
           ("the targets are {}", "the targets are distributed in a {} manner", "the spatial distribution of targets is {}",
            "the targets appear {} across the scene",
            "the layout of the targets is {}", "relative to each other, the targets are {}")),
-    Field("Region", "L4", "target", ("water", "roads", "apron"), lambda f: REGION.get(f.main_target_class()),
+    Field("Region", "L4", "target", ("water", "roads", "apron", "parking lot", "fields"), region,
           ("most targets are on the {}", "the targets are located on the {}", "the targets sit on the {}",
            "the targets occupy the {}",
            "the objects rest on the {}", "the supporting surface under the targets is the {}")),
-    Field("Environment", "L4", "target", ("moored", "underway", "driving", "parked"), environment,
+    Field("Environment", "L4", "target", ("moored", "underway", "driving", "parked", "off-road"), environment,
           ("most targets are {}", "the targets appear to be {}", "the targets are mostly {} in their setting",
            "judging by their surroundings, the targets are {}",
            "in context, the objects are {}", "the situation suggests the targets are {}")),
+    Field("Orientation", "L4", "target", ASPECTS, orientation,
+          ("most targets lie {} to the radar", "relative to the range direction, the targets are mostly {}",
+           "seen from the sensor, most targets appear {}", "the prevailing target aspect is {}",
+           "the targets are oriented mainly {} to the line of sight", "most targets present themselves {} to the beam"),
+          _orientations_ok),
+    Field("Dimensions", "L4", "target", (), dimensions,
+          ("a typical target measures about {} meters", "the median-sized target is about {} meters",
+           "typical target dimensions are {} meters", "a representative target spans roughly {} meters",
+           "length by width by height, a typical target is {} meters"), _dimensions_ok),
+    Field("Shadow", "L4", "target", (), shadow,
+          ("the targets cast radar shadows about {} meters long", "the shadows behind the targets are about {} meters long",
+           "a typical radar shadow extends {} meters away from the sensor", "the target shadows reach about {} meters in range",
+           "shadow lengths are near {} meters"), _shadows_ok),
 )
 FIELD = {fd.name: fd for fd in FIELDS}
 LEVELS = ("L1", "L2", "L3", "L4")
 SCENE_FIELDS = ("Terrain", "Functionality", "Distribution", "Layout", "Boundary", "Buildings", "Roads", "Water")
 # The paper's target record calls the arrangement of targets "Distribution"; here it is "Arrangement", so that it does
 # not collide with the scene-level Distribution (the scattering) in one flat record.
-TARGET_FIELDS = ("Count", "Location", "Feature", "Size", "Category", "Arrangement", "Region", "Environment")
+TARGET_FIELDS = ("Count", "Location", "Feature", "Size", "Category", "Arrangement", "Region", "Environment",
+                 "Orientation", "Dimensions", "Shadow")     # the last three only where the chip resolves its targets
 
 # %% ../nbs/03_hcot.ipynb #3deb83e7
 @dataclass
@@ -354,7 +448,8 @@ OFFICIAL_PREFIX = {     # the released records' prefixes for the eight scene fie
     "Place": "Geographic setting: ", "Height": "Vertical profile: ", "Brightness": "Brightest scatterers: ",
     "Count": "Target count: ", "Category": "Object category: ", "Location": "Instance location: ",
     "Size": "Size estimate: ", "Feature": "Radar signature: ", "Arrangement": "Group pattern: ",
-    "Region": "Supporting surface: ", "Environment": "Activity state: "}
+    "Region": "Supporting surface: ", "Environment": "Activity state: ", "Orientation": "Target aspect: ",
+    "Dimensions": "Target dimensions: ", "Shadow": "Radar shadow: "}
 
 def _prefix_regex(name:str) -> re.Pattern:
     "An optional 'Field:' label, then the field's official prefix, case and spacing free; one of the two must be there."
@@ -534,11 +629,21 @@ ARRANGEMENT_WORDS = {"isolated": _alt("isolated", "single", "lone", "solitary", 
                      "grouped": _alt("grouped", "in small groups", "in groups", "in a few groups", "in pockets")}
 REGION_WORDS = {"water": _alt("water", "open water", "water surface", "waterway", "harbour basin", "river", "sea"),
                 "roads": _alt("road", "roads", "streets", "carriageway", "carriageways", "highway", "lanes"),
-                "apron": _alt("apron", "aprons", "tarmac", "hardstanding", "parking stands")}
+                "apron": _alt("apron", "aprons", "tarmac", "hardstanding", "parking stands"),
+                "parking lot": _alt("parking lot", "parking lots", "car park", "car parks", "parking area", "parking areas",
+                                    "parking bays"),
+                "fields": _alt("field", "fields", "farmland", "open ground", "cropland", "meadow", "meadows")}
 ENVIRONMENT_WORDS = {"moored": _alt("moored", "berthed", "docked", "at berth", "tied up", "alongside the quay"),
                      "underway": _alt("underway", "under way", "sailing", "in transit", "steaming", "making way"),
                      "driving": _alt("driving", "on the move", "travelling", "traveling", "in traffic", "moving"),
-                     "parked": _alt("parked", "stationary", "standing", "at rest", "idle")}
+                     "parked": _alt("parked", "stationary", "standing", "at rest", "idle"),
+                     "off-road": _alt("off-road", "off road", "off the road network", "away from the roads",
+                                      "away from roads", "away from any road", "cross-country")}
+ASPECT_WORDS = {"broadside": _alt("broadside", "broadside-on", "side-on", "long side facing the radar",
+                                  "long sides facing the radar", "across the range direction", "across the line of sight"),
+                "end-on": _alt("end-on", "end on", "nose-on", "tail-on", "head-on", "along the range direction",
+                               "along the line of sight"),
+                "oblique": _alt("oblique", "obliquely", "diagonal", "diagonally", "at an angle", "skewed")}
 NUMBER_WORDS = {"no": 0, "zero": 0, "none": 0, "a single": 1, "one": 1, "a lone": 1, "an isolated": 1, "two": 2,
                 "a pair of": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
                 "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -563,7 +668,8 @@ FIELD_CLAIMS = {   # which kinds of claim are read from each field's phrase (and
     "Functionality": (SCENE_KINDS - {"share"}) | {"main_fn"},
     "Place": {"place"}, "Height": {"height"}, "Brightness": {"bright", "mech", "targets"},
     "Count": {"total", "targets"}, "Category": {"targets", "main_cls"}, "Location": {"tcells"}, "Size": {"size"},
-    "Feature": {"feature", "targets"}, "Arrangement": {"arrangement"}, "Region": {"region"}, "Environment": {"env", "targets"}}
+    "Feature": {"feature", "targets"}, "Arrangement": {"arrangement"}, "Region": {"region"}, "Environment": {"env", "targets"},
+    "Orientation": {"aspect", "targets"}, "Dimensions": {"dims", "targets"}, "Shadow": {"shadow"}}
 
 # %% ../nbs/03_hcot.ipynb #f123f830
 def _num(s:str) -> int: return int(s) if s.isdigit() else NUMBER_WORDS[s.lower()]
@@ -663,6 +769,21 @@ def phrase_claims(field_name:str, phrase:str) -> list:
     for kind, lex in (("feature", FEATURE_WORDS), ("arrangement", ARRANGEMENT_WORDS), ("region", REGION_WORDS),
                       ("env", ENVIRONMENT_WORDS)):
         if kind in kinds: out += [(kind, k, t[s:e]) for k, s, e in _finds(lex, t)]
+    if "aspect" in kinds:     # the first aspect named is the main one; 'all' / 'every' claims it for each target
+        for i, (k, s, e) in enumerate(_finds(ASPECT_WORDS, t)):
+            out.append(("aspect_main" if i == 0 else "aspect", k, t[s:e]))
+            if re.search(r"\b(?:all|every|each)\b(?:\s+\S+){0,2}\s*$", _before(t, s, seg_of(s)[0]) + " "):
+                out.append(("aspect_all", k, t[s:e]))
+    if "dims" in kinds:       # '4.5 m long', '2 m wide', '1.5 m tall', or '4.5 x 2 (x 1.5) m'
+        for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:m|metres|meters)\s+(long|in length|wide|across|in width|tall|high|in height)\b", t):
+            out.append(({"long": "dim_len", "in length": "dim_len", "wide": "dim_wid", "across": "dim_wid",
+                         "in width": "dim_wid"}.get(m.group(2), "dim_hgt"), float(m.group(1)), m.group(0)))
+        for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:x|by)\s*(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?", t):
+            out += [(k, float(m.group(j)), m.group(0)) for j, k in ((1, "dim_len"), (2, "dim_wid"), (3, "dim_hgt")) if m.group(j)]
+    if "shadow" in kinds:     # 'about 3 m', or a range '2 to 4.5 m'
+        for m in re.finditer(r"(\d+(?:\.\d+)?)(?:\s*(?:m\s+)?(?:to|-)\s*(\d+(?:\.\d+)?))?\s*(?:m|metres|meters)\b", t):
+            out.append(("shadow_range", (float(m.group(1)), float(m.group(2))), m.group(0)) if m.group(2) else
+                       ("shadow", float(m.group(1)), m.group(0)))
     if "bright" in kinds:
         src = _finds({**{k: v for k, v in TARGET_WORDS.items()}, "buildings": BUILDING_WORDS, "forest": LC_WORDS["forest"],
                       "rough": ROUGH_GROUND, "none": _alt("no strong", "no bright", "no distinct", "nothing stands out")}, t)
@@ -714,6 +835,33 @@ def _layouts_ok(f) -> set:
             lc = dict(f.landcover); lc["road"] = max(0.0, lc.get("road", 0) + dr); lc["urban"] = max(0.0, lc.get("urban", 0) + du)
             out.add(layout(replace(f, landcover=lc)))
     return out
+
+# %% ../nbs/03_hcot.ipynb #5d90ff0c
+HR_CLAIMS = ("aspect_main", "aspect", "aspect_all", "dim_len", "dim_wid", "dim_hgt", "shadow", "shadow_range")
+_DIM = {"dim_len": ("length_m", "long"), "dim_wid": ("width_m", "wide"), "dim_hgt": ("height_m", "tall")}
+
+def _hr_problem(kind:str, v, w:str, f:ChipFacts) -> str|None:
+    "Why a high-resolution claim (aspect, dimension, shadow) contradicts the facts, or None."
+    hr = _hr(f)
+    if not hr: return f"'{w}': the chip resolves no target (pixel spacing {f.res_m:g} m)"
+    if kind == "aspect_main" and v not in _orientations_ok(f): return f"'{w}': most targets are {orientation(f) or 'of unknown aspect'}"
+    if kind in ("aspect", "aspect_all"):
+        fits = [v in aspect_names(t["aspect_deg"], ASPECT_TOL) for t in hr if t["aspect_deg"] is not None]
+        if not any(fits): return f"'{w}': no target is {v}"
+        if kind == "aspect_all" and not all(fits): return f"'{w}': {fits.count(False)} of {len(fits)} targets are not {v}"
+    if kind in _DIM:
+        key, word = _DIM[kind]
+        ref = (_typical(f) or {}).get(key)
+        if ref is None: return f"'{w}': the typical target's size is unknown"
+        if abs(v - ref) > max(0.6, 0.2 * ref): return f"'{w}': a typical target is {_m(ref)} m {word}"
+    if kind in ("shadow", "shadow_range"):
+        s = _shadows(f)
+        if not s: return f"'{w}': no shadow length is known"
+        med = float(shadow(f))
+        if kind == "shadow" and abs(v - med) > max(0.6, 0.25 * med): return f"'{w}': the shadows are about {shadow(f)} m long"
+        if kind == "shadow_range" and not 0.85 * s[0] - 0.3 <= v[0] <= v[1] <= 1.15 * s[-1] + 0.3:
+            return f"'{w}': the shadows are {_m(s[0])} to {_m(s[-1])} m long"
+    return None
 
 # %% ../nbs/03_hcot.ipynb #e11b54d0
 def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
@@ -767,6 +915,8 @@ def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
         if v == "ship" and lc_ok and f.water_fraction == 0: return f"'{w}': ships claimed where the chip has no water"
         if v == "aircraft" and f.has_landcover and _frac(f, "airfield") == 0: return f"'{w}': aircraft claimed where the chip has no airfield"
     if kind == "tcount" and counts.get(v[0], 0) != v[1]: return f"'{w}': the chip has {counts.get(v[0], 0)} {PLURAL[v[0]]}"
+    if kind in ("tclass", "tcount", "main_cls", "bright_first", "bright") and (n := _size_noun(w)) and not _fits(f, n, every=False):
+        return f"'{w}': no resolved {SIZE_NOUNS[n][0]} is {n}-sized"
     if kind == "total" and v != len(f.targets): return f"'{w}': the chip has {len(f.targets)} targets"
     if kind == "main_cls" and f.main_target_class() != v: return f"'{w}': most targets are {PLURAL.get(f.main_target_class(), 'absent')}"
     if kind in ("tcells", "tmain"):
@@ -784,7 +934,9 @@ def claim_problem(claim:tuple, f:ChipFacts) -> str|None:
         if not 0.8 * min(ls) - 2 <= v <= 1.1 * max(ls) + 2: return f"'{w}': the targets are {min(ls):.0f}-{max(ls):.0f} m"
     if kind == "feature" and v not in {FEATURE[c] for c in counts}: return f"'{w}': no target looks {v}"
     if kind == "arrangement" and v != arrangement(f): return f"'{w}': the targets are {arrangement(f)}"
-    if kind == "region" and v not in {REGION[c] for c in counts}: return f"'{w}': no target is on the {v}"
+    if kind == "region" and v not in {target_region(t) for t in f.targets}: return f"'{w}': no target is on the {v}"
+    if kind in HR_CLAIMS:
+        if p := _hr_problem(kind, v, w, f): return p
     if kind == "env" and v not in {ENVIRONMENT.get(t.get("context")) for t in f.targets}: return f"'{w}': no target is {v}"
     if kind == "bright_first" and BRIGHT_OF.get(brightness(f)) != v: return f"'{w}': the brightest returns come from {brightness(f)}"
     if kind == "bright":
@@ -805,7 +957,8 @@ CORE_CLAIM = {   # per field, the claims that make a phrase say something checka
     "Boundary": ("lc", "noboundary"), "Buildings": ("bdensity", "bcount"), "Roads": ("rdensity", ("lc", "road"), ("absent", "road")),
     "Water": (("lc", "water"), ("absent", "water"), "percent"), "Place": ("city",), "Height": ("height", "height_m"),
     "Brightness": ("bright_first",), "Count": ("total",), "Category": ("tclass", "tcount"), "Location": ("tcells",),
-    "Size": ("longest",), "Feature": ("feature",), "Arrangement": ("arrangement",), "Region": ("region",), "Environment": ("env",)}
+    "Size": ("longest",), "Feature": ("feature",), "Arrangement": ("arrangement",), "Region": ("region",), "Environment": ("env",),
+    "Orientation": ("aspect_main",), "Dimensions": ("dim_len", "dim_wid", "dim_hgt"), "Shadow": ("shadow", "shadow_range")}
 
 def _core(field_name:str, claims:list) -> bool:
     "Whether the claims include one about the field itself."
@@ -878,9 +1031,13 @@ def _covered(f, rng, classes:list) -> list:
 # %% ../nbs/03_hcot.ipynb #1375c90d
 CLS_PICK = {"ship": ("ship", "vessel", "boat"), "vehicle": ("vehicle", "car", "truck"), "aircraft": ("aircraft", "aeroplane", "jet")}
 def _plural(w:str) -> str: return w if w == "aircraft" else w + "s"
-def _counted(rng, n:int, cls:str) -> str:
-    "'three vessels', '1 truck': a count and a class noun."
-    w = _pick(rng, CLS_PICK[cls])
+def _cls_pick(f, cls:str) -> tuple:
+    "The class nouns of CLS_PICK; at high resolution only those that fit every resolved target of the class."
+    return CLS_PICK[cls] if f is None else tuple(w for w in CLS_PICK[cls] if not _size_noun(w) or _fits(f, _size_noun(w)))
+
+def _counted(rng, n:int, cls:str, f=None) -> str:
+    "'three vessels', '1 truck': a count and a class noun (one that fits the chip's resolved targets, given `f`)."
+    w = _pick(rng, _cls_pick(f, cls))
     return f"{_num_text(rng, n)} {_plural(w) if n != 1 else w}"
 
 def _cells_text(rng, cells:set) -> str|None:
@@ -1058,8 +1215,9 @@ def _roads_phrase(f, rng):
     if not _landcover_ok(f): return None
     text = _pick(rng, ROAD_PICK[FIELD["Roads"].derive(f)])
     v = f.target_counts().get("vehicle", 0)
+    if any(target_region(t) != "roads" for t in f.targets if t["cls"] == "vehicle"): v = 0   # parked, off-road: no traffic
     if v and FIELD["Roads"].derive(f) != "none" and rng.random() < 0.3:
-        text += _pick(rng, (" carrying ", " with ", " used by ", " holding ")) + _counted(rng, v, "vehicle")
+        text += _pick(rng, (" carrying ", " with ", " used by ", " holding ")) + _counted(rng, v, "vehicle", f)
     links = [k for k in _classes(f, 0.05) if k not in ("road",)][:2]
     if links and FIELD["Roads"].derive(f) != "none" and rng.random() < 0.3:
         text += _pick(rng, (" linking ", " threading through ", " serving ", " crossing ", " bordering ", " running between ")) + \
@@ -1081,7 +1239,7 @@ def _water_phrase(f, rng):
     if cells and rng.random() < 0.4: text += _pick(rng, (", filling ", ", concentrated in ", ", lying in ", ", across ")) + _cells_text(rng, cells)
     n = f.target_counts().get("ship", 0)
     if n and rng.random() < 0.3:
-        text += _pick(rng, (" with ", ", carrying ", ", holding ")) + _counted(rng, n, "ship")
+        text += _pick(rng, (" with ", ", carrying ", ", holding ")) + _counted(rng, n, "ship", f)
     return text
 
 def _place_phrase(f, rng):
@@ -1116,7 +1274,7 @@ MECH_WORD = {"double bounce": ("double-bounce reflections", "dihedral corner ref
 def _brightness_phrase(f, rng):
     b = brightness(f)
     if b is None: return None
-    text = _pick(rng, BRIGHT_PICK[b])
+    text = _pick(rng, tuple(p for p in BRIGHT_PICK[b] if all(_fits(f, n) for n in filter(None, map(_size_noun, p.split())))))
     if b in BRIGHT_MECH and rng.random() < 0.4:
         text += _pick(rng, (" through ", " via ", " by ", " owing to ")) + _pick(rng, MECH_WORD[BRIGHT_MECH[b]])
     return text
@@ -1130,14 +1288,14 @@ def _count_phrase(f, rng):
     if n == 1: text = _pick(rng, ("1 target", "a single target", "one target", "just 1 object"))
     c = f.target_counts()
     if len(c) > 1 and rng.random() < 0.4:
-        text += _pick(rng, (": ", ", namely ", ", i.e. ")) + _join(rng, [_counted(rng, v, k) for k, v in sorted(c.items(), key=lambda kv: -kv[1])])
+        text += _pick(rng, (": ", ", namely ", ", i.e. ")) + _join(rng, [_counted(rng, v, k, f) for k, v in sorted(c.items(), key=lambda kv: -kv[1])])
     return text
 
 def _category_phrase(f, rng):
     c = f.target_counts()
     if not c: return None
     ks = sorted(c, key=lambda k: (-c[k], k))
-    names = [(k, _pick(rng, CLS_PICK[k])) for k in ks]
+    names = [(k, _pick(rng, _cls_pick(f, k))) for k in ks]
     if len(ks) == 1:
         k, w = names[0]
         return _pick(rng, (f"{_plural(w)} only", f"exclusively {_plural(w)}", f"all {_plural(w)}", f"{_plural(w)}")) if c[k] > 1 else f"a single {w}"
@@ -1173,7 +1331,7 @@ def _feature_phrase(f, rng):
     c = f.target_counts()
     if not c: return None
     ks = sorted(c, key=lambda k: (-c[k], k))
-    items = [_pick(rng, FEATURE_PICK[FEATURE[k]]) + (f" from the {_plural(_pick(rng, CLS_PICK[k]))}" if len(ks) > 1 else "") for k in ks]
+    items = [_pick(rng, FEATURE_PICK[FEATURE[k]]) + (f" from the {_plural(_pick(rng, _cls_pick(f, k)))}" if len(ks) > 1 else "") for k in ks]
     return _join(rng, items)
 
 ARR_PICK = {"isolated": ("isolated", "a lone object", "solitary", "on its own"),
@@ -1187,15 +1345,18 @@ def _arrangement_phrase(f, rng):
 
 REGION_PICK = {"water": ("on the water", "on open water", "afloat on the water surface", "on the waterway"),
                "roads": ("on the roads", "along the streets", "on the carriageways", "on the highway"),
-               "apron": ("on the apron", "on the tarmac", "on hardstanding")}
+               "apron": ("on the apron", "on the tarmac", "on hardstanding"),
+               "parking lot": ("in a parking lot", "in the car park", "on a parking area", "in the parking bays"),
+               "fields": ("in the fields", "out in the fields", "on open farmland", "on open ground")}
 def _region_phrase(f, rng):
     c = f.target_counts()
     if not c: return None
-    regs = list(dict.fromkeys(REGION[k] for k in sorted(c, key=lambda k: (-c[k], k))))
+    regs = list(dict.fromkeys(r for k in sorted(c, key=lambda k: (-c[k], k)) for r in _regions_of(f, k)))
     return _join(rng, [_pick(rng, REGION_PICK[r]) for r in regs])
 
 ENV_PICK = {"moored": ("moored", "berthed", "tied up", "docked"), "underway": ("underway", "sailing", "in transit", "making way"),
-            "driving": ("driving", "on the move", "travelling", "in traffic"), "parked": ("parked", "stationary", "at rest")}
+            "driving": ("driving", "on the move", "travelling", "in traffic"), "parked": ("parked", "stationary", "at rest"),
+            "off-road": ("off-road", "off the road network", "away from the roads", "well away from any road")}
 def _environment_phrase(f, rng):
     ctx = [ENVIRONMENT[t["context"]] for t in f.targets if t.get("context") in ENVIRONMENT]
     if not ctx: return None
@@ -1204,13 +1365,58 @@ def _environment_phrase(f, rng):
     return _pick(rng, ("mostly ", "mainly ", "largely ")) + _pick(rng, ENV_PICK[es[0]]) + _pick(rng, (", some ", ", a few ", ", others ")) + \
            _join(rng, [_pick(rng, ENV_PICK[e]) for e in es[1:]])
 
+# %% ../nbs/03_hcot.ipynb #68b7b70f
+ASPECT_PICK = {"broadside": ("broadside to the radar", "side-on to the sensor", "broadside-on",
+                             "with a long side facing the radar", "across the line of sight"),
+               "end-on": ("end-on to the radar", "nose-on or tail-on to the sensor", "pointing along the range direction",
+                          "end-on", "along the line of sight"),
+               "oblique": ("oblique to the radar", "at an oblique angle to the line of sight", "diagonal to the range direction",
+                           "turned obliquely", "skewed to the beam")}
+def _orientation_phrase(f, rng):
+    if orientation(f) is None: return None
+    a = [t["aspect"] for t in _hr(f) if t["aspect"]]
+    ks = sorted(set(a), key=lambda k: (-a.count(k), ASPECTS.index(k)))
+    if len(ks) == 1: return _pick(rng, ("all ", "every one ", "each ", "")) + _pick(rng, ASPECT_PICK[ks[0]])
+    return _pick(rng, ("mostly ", "mainly ", "largely ", "chiefly ")) + _pick(rng, ASPECT_PICK[ks[0]]) + \
+           _pick(rng, (", some ", ", a few ", ", others ", "; the rest ")) + _join(rng, [_pick(rng, ASPECT_PICK[k]) for k in ks[1:]])
+
+def _hr_noun(t:dict) -> tuple:
+    "Class nouns that fit a resolved target's size (a car is not a truck at 0.5 m)."
+    return tuple(w for w, (c, lo, hi) in SIZE_NOUNS.items() if c == t["cls"] and lo <= t["length_m"] < hi) + \
+           {"vehicle": ("vehicle",), "ship": ("vessel",), "aircraft": ("aircraft", "plane")}[t["cls"]]
+
+def _dimensions_phrase(f, rng):
+    t = _typical(f)
+    if t is None: return None
+    noun, (L, W), H = _plural(_pick(rng, _hr_noun(t))), map(_m, _dims(t)[:2]), t.get("height_m")
+    tall = f"{_m(H)} m {_pick(rng, ('tall', 'high', 'in height'))}" if H else ""
+    pat = rng.randrange(3)
+    if pat == 0:
+        return f"{_pick(rng, ('typical ', 'representative ', 'median-sized ', ''))}{noun} about {L} m long and {W} m wide" + \
+               (f", {tall}" if tall else "")
+    if pat == 1:
+        return f"{_pick(rng, ('about ', 'roughly ', 'some '))}{L} x {W} m in plan" + (f" and {tall}" if tall else "") + \
+               f" {_pick(rng, ('for a typical', 'for the median', 'for a representative'))} {noun[:-1] if noun.endswith('s') else noun}"
+    return f"{noun} of roughly {L} by {W} m" + (f", standing about {tall}" if tall else "")
+
+def _shadow_phrase(f, rng):
+    s = _shadows(f)
+    if not s: return None
+    away = _pick(rng, ("away from the radar", "on the far side from the sensor", "behind each target",
+                       "in the range direction", "downrange of the targets"))
+    lo, hi = _m(s[0]), _m(s[-1])
+    if float(hi) - float(lo) >= 1 and rng.random() < 0.4:
+        return f"{_pick(rng, ('shadows ', 'dark shadows ', 'radar shadows '))}{lo} to {hi} m long, {away}"
+    return f"{_pick(rng, ('shadows about ', 'dark shadows roughly ', 'radar shadows some ', 'shadows near '))}{shadow(f)} m long, {away}"
+
 # %% ../nbs/03_hcot.ipynb #884b30d4
 COMPOSERS = {"Terrain": _terrain_phrase, "Functionality": _functionality_phrase, "Distribution": _distribution_phrase,
              "Layout": _layout_phrase, "Boundary": _boundary_phrase, "Buildings": _buildings_phrase, "Roads": _roads_phrase,
              "Water": _water_phrase, "Place": _place_phrase, "Height": _height_phrase, "Brightness": _brightness_phrase,
              "Count": _count_phrase, "Category": _category_phrase, "Location": _location_phrase, "Size": _size_phrase,
              "Feature": _feature_phrase, "Arrangement": _arrangement_phrase, "Region": _region_phrase,
-             "Environment": _environment_phrase}
+             "Environment": _environment_phrase, "Orientation": _orientation_phrase, "Dimensions": _dimensions_phrase,
+             "Shadow": _shadow_phrase}
 def official_phrase(field_name:str, f:ChipFacts, rng:random.Random, tries:int=8) -> str|None:
     "A descriptive keyword phrase for a field, composed from the facts and checked; None when the facts support none."
     for _ in range(tries):
@@ -1228,7 +1434,8 @@ def _rules(f:ChipFacts, kw:dict) -> list:
     if "aircraft" in cat and f.landcover.get("airfield", 0) == 0 and f.has_landcover:
         bad.append(("Category", "aircraft claimed where the chip has no airfield"))
     if kw.get("Count") == "0":
-        for k in ("Category", "Location", "Size", "Feature", "Arrangement", "Region", "Environment"):
+        for k in ("Category", "Location", "Size", "Feature", "Arrangement", "Region", "Environment", "Orientation",
+                  "Dimensions", "Shadow"):
             if k in kw: bad.append((k, "a target attribute is given but the count is 0"))
     if kw.get("Terrain") == "open water" and kw.get("Water") in ("none", "low"):
         bad.append(("Water", "open-water terrain with little water"))
@@ -1669,9 +1876,15 @@ class Corruption:
 
 _LANDFORM = {"Terrain", "Boundary", "Functionality", "Distribution"}
 
-def _wrong(fd:Field, kw:str, rng:random.Random) -> str|None:
+def _wrong(fd:Field, kw:str, rng:random.Random, hr:bool=False) -> str|None:
+    "A wrong keyword for a field (`hr`: the chip resolves targets, so the new context words may be used)."
     if fd.name in ("Count",): return str(max(0, int(kw) + rng.choice([-3, -2, -1, 1, 2, 3]))) if kw.isdigit() else None
     if fd.name == "Size": return str(int(kw) * rng.choice([2, 3]) + 10) if kw.isdigit() else None
+    if fd.name in ("Dimensions", "Shadow"):       # a size off by a factor
+        try: vals = [float(x) for x in kw.split(" x ")]
+        except ValueError: return None
+        k = rng.choice([0.5, 2, 3]) if fd.name == "Dimensions" else rng.choice([2, 3])
+        return " x ".join(_m(v * k + (fd.name == "Shadow")) for v in vals)
     if fd.name == "Boundary":
         from fusar_klip.facts import LANDCOVER_NAMES
         a, b = rng.sample([n for n in LANDCOVER_NAMES if n not in kw], 2); return f"{a} and {b}"
@@ -1680,12 +1893,12 @@ def _wrong(fd:Field, kw:str, rng:random.Random) -> str|None:
         return rng.choice([c.name.lower() for c in GAZETTEER if c.name.lower() != kw])
     if fd.name == "Category":
         return rng.choice([PLURAL[c] for c in TARGET_CLASSES if PLURAL[c] not in kw])
-    choices = [v for v in fd.vocab if v != kw]
+    choices = [v for v in fd.vocab if v != kw and (hr or v not in NEW_CONTEXT_WORDS)]
     return rng.choice(choices) if choices else None
 
 # %% ../nbs/03_hcot.ipynb #4996dc2b
 _SWAPS = (("targets", TARGET_WORDS, CLS_PICK), ("where", CELL_WORDS, CELL_PICK), ("tcells", CELL_WORDS, CELL_PICK),
-          ("env", ENVIRONMENT_WORDS, ENV_PICK), ("arrangement", ARRANGEMENT_WORDS, ARR_PICK),
+          ("env", ENVIRONMENT_WORDS, ENV_PICK), ("arrangement", ARRANGEMENT_WORDS, ARR_PICK), ("aspect", ASPECT_WORDS, ASPECT_PICK),
           ("feature", FEATURE_WORDS, FEATURE_PICK), ("region", REGION_WORDS, REGION_PICK),
           ("lc", {k: v for k, v in LC_WORDS.items() if k in LC_NOUNS}, LC_NOUNS),
           ("share", {k: v for k, (v, _, _) in SHARE_WORDS.items()}, SHARE_PICK),
@@ -1694,13 +1907,13 @@ _SWAPS = (("targets", TARGET_WORDS, CLS_PICK), ("where", CELL_WORDS, CELL_PICK),
 
 def _wrong_phrase(name:str, phrase:str, rng:random.Random, f:ChipFacts|None=None) -> str|None:
     "The phrase with one checkable part (a number, a class, a cell, a land cover, a share...) swapped, so that it is wrong."
-    t, options = phrase.lower(), []
+    t, options, hr = phrase.lower(), [], f is not None and bool(_hr(f))
     for m in re.finditer(r"\b\d+\b", t):
         options.append((m.start(), m.end(), str(max(0, int(m.group()) + rng.choice([-3, -2, -1, 1, 2, 3, 10, 20])))))
     for kind, lex, picks in _SWAPS:
         if kind not in FIELD_CLAIMS.get(name, ()): continue
         for k, s, e in _finds(lex, t):
-            other = [o for o in picks if o != k]
+            other = [o for o in picks if o != k and (hr or o not in NEW_CONTEXT_WORDS)]
             if other: options.append((s, e, _pick(rng, picks[_pick(rng, other)])))
     rng.shuffle(options)
     for s, e, new in options[:6]:
@@ -1753,7 +1966,7 @@ def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0,
             new = _swap_phrase(c.field, c.keyword, rng, pool, f) if pool and rng.random() < swap else None
             if new is not None: kind = "swap"
             else: new = _wrong_phrase(c.field, c.keyword, rng, f)
-        else: new = _wrong(fd, c.keyword, rng)
+        else: new = _wrong(fd, c.keyword, rng, f is not None and bool(_hr(f)))
         if new is None or new == c.keyword: continue
         kind = kind or ("count" if c.field == "Count" else "landform" if c.field in _LANDFORM else
                         "position" if c.field == "Location" else "hallucination" if c.field == "Category" else "keyword")
