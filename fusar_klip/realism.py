@@ -17,9 +17,10 @@ from scipy import ndimage, special, stats
 from .core import SARInputError, check_exists, shared_data_dir
 
 # %% auto #0
-__all__ = ['K_NU_MAX', 'FAMILIES', 'fit_lognormal', 'fit_weibull', 'k_shape', 'k_pdf', 'k_cdf', 'fit_k', 'fit_amplitude', 'enl',
-           'ChipMasks', 'segment_chip', 'contrast_db', 'Source', 'dequantise', 'mstar_source', 'sentinel1_source',
-           'world_source', 'clutter_amplitude', 'measure', 'measure_sources', 'plot_realism']
+__all__ = ['K_NU_MAX', 'FAMILIES', 'OPEN_LAND', 'fit_lognormal', 'fit_weibull', 'k_shape', 'k_pdf', 'k_cdf', 'fit_k',
+           'fit_amplitude', 'enl', 'ChipMasks', 'segment_chip', 'contrast_db', 'shadow_interior', 'Source',
+           'dequantise', 'mstar_source', 'sentinel1_source', 'world_source', 'lone_targets', 'crop_layout',
+           'lone_target_source', 'clutter_amplitude', 'measure', 'measure_sources', 'plot_realism']
 
 # %% ../nbs/01a_realism.ipynb #630609b0
 def _positive(x, what:str="amplitude", min_n:int=50) -> np.ndarray:
@@ -187,6 +188,14 @@ def contrast_db(intensity, a, b) -> float:
     if not (ma > 0 and mb > 0): raise SARInputError("intensity", "zero or NaN mean over a mask", "pass linear intensity")
     return float(10 * np.log10(ma / mb))
 
+# %% ../nbs/01a_realism.ipynb #04d322d6
+def shadow_interior(shadow, erode:int=4, min_px:int=10) -> np.ndarray:
+    "The shadow mask eroded by `erode` px so its blurred edge does not count; all False when under `min_px` px remain."
+    if erode < 0: raise SARInputError("erode", f"must be >= 0, got {erode}", "pass the pixels to peel off the edge")
+    s = np.asarray(shadow, bool)
+    if erode and s.any(): s = ndimage.binary_erosion(s, iterations=erode)
+    return s if s.sum() >= min_px else np.zeros_like(s)
+
 # %% ../nbs/01a_realism.ipynb #198d7b75
 @dataclass
 class Source:
@@ -251,6 +260,66 @@ def world_source(name:str, n_scenes:int=1, scene_px:int|None=None, chips:bool=Fa
     return Source(name, scenes=sc, chips=ch, looks=cfg.looks,
                   note=f"simulated {cfg.band}-band {cfg.res:g} m, {len(sc)} scene(s) of {cfg.scene_px} px, {len(ch)} chips")
 
+# %% ../nbs/01a_realism.ipynb #5309198b
+OPEN_LAND = ("farmland", "bare soil")   # simulator classes that stand for MSTAR's grass and gravel
+
+def lone_targets(lay, res:float, chip_px:int=64, classes=("vehicle",), open_frac:float=0.9) -> list:
+    "Indices of a layout's targets of `classes` alone in their chip: inside scene and swath, on open land, no other target near."
+    from fusar_klip.synth import LC
+    n, h = lay.landcover.shape[0], chip_px // 2
+    tan_i = math.tan(math.radians(lay.params.get("incidence_deg", 45.0)))
+    open_ = np.isin(lay.landcover, [LC[c] for c in OPEN_LAND])
+    T = lay.targets
+    R, C = np.array([t["row"] for t in T], float), np.array([t["col"] for t in T], float)
+    reach = np.array([(math.hypot(t["length_m"], t["width_m"]) / 2 + (t.get("height_m") or 0) * max(tan_i, 1 / tan_i)) / res
+                      for t in T], float)                       # half-diagonal + shadow (or layover) length, px
+    out = []
+    for i, t in enumerate(T):
+        if t["cls"] not in classes: continue
+        r, c = int(round(t["row"])) - h, int(round(t["col"])) - h   # the chip's corner
+        if not (0 <= r <= n - chip_px and 0 <= c <= n - chip_px): continue
+        sl = np.s_[r:r + chip_px, c:c + chip_px]
+        if not lay.swath[sl].all() or open_[sl].mean() < open_frac: continue
+        near = (np.abs(R - t["row"]) < h + reach) & (np.abs(C - t["col"]) < h + reach)
+        near[i] = False
+        if not near.any(): out.append(i)
+    return out
+
+def crop_layout(lay, r0:int, c0:int, size:int):
+    "The `size` x `size` window of a layout from (`r0`, `c0`), with the targets centred in it, their coordinates shifted."
+    from fusar_klip.synth import Layout
+    n = lay.landcover.shape[0]
+    if not (0 <= r0 <= n - size and 0 <= c0 <= n - size):
+        raise SARInputError("crop", f"window {size} px at ({r0}, {c0}) is outside the {n} px layout", "pass a window inside it")
+    sl = np.s_[r0:r0 + size, c0:c0 + size]
+    T = [dict(t, row=t["row"] - r0, col=t["col"] - c0) for t in lay.targets
+         if r0 <= t["row"] < r0 + size and c0 <= t["col"] < c0 + size]
+    return Layout(lay.landcover[sl].copy(), lay.parcel[sl].copy(), lay.swath[sl].copy(), T, dict(lay.params))
+
+def lone_target_source(name:str="xhr", n_scenes:int=20, scene_px:int|None=1024, chip_px:int=64, margin:int=16,
+                       classes=("vehicle",), open_frac:float=0.9, max_chips:int=40, per_scene:int=4) -> Source:
+    "MSTAR-like chips of a world preset: each centred on a target alone on open land, over several scenes (only the chips are rendered)."
+    from fusar_klip.synth import WORLDS, render_sar, simulate_layout, world_scenes
+    if name not in WORLDS: raise SARInputError(name, "unknown world preset", f"use one of {sorted(WORLDS)}")
+    cfg = WORLDS[name]
+    cfg = replace(cfg, n_scenes=n_scenes, scene_px=min(cfg.scene_px, scene_px or cfg.scene_px))
+    n, m = cfg.scene_px, chip_px + 2 * margin
+    if m > n: raise SARInputError("chip_px", f"chip {chip_px} px + 2 x {margin} px margin exceeds the {n} px scene", "pass a smaller chip or margin")
+    chips, used, seen = [], 0, 0
+    for spec in world_scenes(cfg):
+        if len(chips) >= max_chips: break
+        lay = simulate_layout(spec, cfg); seen += 1
+        picks = lone_targets(lay, cfg.res, chip_px, classes, open_frac)[:min(per_scene, max_chips - len(chips))]
+        for k, i in enumerate(picks):
+            r, c = (int(round(lay.targets[i][a])) - chip_px // 2 for a in ("row", "col"))   # the chip's corner
+            r0, c0 = (min(max(0, v - margin), n - m) for v in (r, c))
+            db = render_sar(crop_layout(lay, r0, c0, m), replace(cfg, scene_px=m), spec.index * 1000 + k)
+            chips.append(10 ** (db[r - r0:r - r0 + chip_px, c - c0:c - c0 + chip_px].astype(np.float64) / 10))
+        used += bool(picks)
+    return Source(name, chips=chips, looks=cfg.looks,
+                  note=f"simulated {cfg.band}-band {cfg.res:g} m, {len(chips)} lone {'/'.join(classes)} chips of "
+                       f"{chip_px} px from {used} of {seen} scenes")
+
 # %% ../nbs/01a_realism.ipynb #aadf797b
 def _clutter(src:Source):
     "(images, clutter masks, chip masks) of a source: its scenes with every valid pixel, else its segmented chips."
@@ -268,8 +337,8 @@ def clutter_amplitude(images, masks) -> np.ndarray:
         if v.size and v.mean() > 0: out.append(np.sqrt(v / v.mean()))
     return np.concatenate(out) if out else np.zeros(0)
 
-def measure(src:Source, win:int=9, max_n:int=20_000, seed:int=0) -> dict:
-    "One row of realism numbers for a source: ENL, the three amplitude fits, TCR and shadow contrast."
+def measure(src:Source, win:int=9, max_n:int=20_000, seed:int=0, erode:int=4) -> dict:
+    "One row of realism numbers for a source: ENL, the three amplitude fits, TCR, shadow contrast and shadow interior."
     images, masks, segs = _clutter(src)
     e = enl(images, win=win, mask=masks)
     amp = clutter_amplitude(images, masks)
@@ -278,10 +347,11 @@ def measure(src:Source, win:int=9, max_n:int=20_000, seed:int=0) -> dict:
     tcr = [contrast_db(c, m.target, m.clutter) for c, m in segs]
     peak = [10 * np.log10(c[m.target].max() / c[m.clutter].mean()) for c, m in segs]
     shd = [contrast_db(c, m.shadow, m.clutter) for c, m in segs if m.shadow.any()]
-    nan = float("nan")
-    row.update(chips=len(src.chips), targets_found=len(segs), tcr_db=float(np.median(tcr)) if tcr else nan,
-               peak_tcr_db=float(np.median(peak)) if peak else nan, shadows_found=len(shd),
-               shadow_db=float(np.median(shd)) if shd else nan, note=src.note)
+    inner = [contrast_db(c, s, m.clutter) for c, m in segs for s in [shadow_interior(m.shadow, erode)] if s.any()]
+    med = lambda v: float(np.median(v)) if v else float("nan")
+    row.update(chips=len(src.chips), targets_found=len(segs), tcr_db=med(tcr), peak_tcr_db=med(peak),
+               shadows_found=len(shd), shadow_db=med(shd), interiors_found=len(inner), shadow_interior_db=med(inner),
+               note=src.note)
     return row
 
 def measure_sources(sources, **kw) -> pd.DataFrame:
@@ -291,6 +361,7 @@ def measure_sources(sources, **kw) -> pd.DataFrame:
 # %% ../nbs/01a_realism.ipynb #d47af024
 def plot_realism(sources, table:pd.DataFrame, bins:int=80):
     "One column per source: a sample image above its clutter-amplitude histogram with the fitted laws and numbers."
+    import textwrap
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(2, len(sources), figsize=(3.6 * len(sources), 7), squeeze=False)
     x = np.linspace(1e-3, 4, 400)
@@ -306,7 +377,7 @@ def plot_realism(sources, table:pd.DataFrame, bins:int=80):
             m = segs[0][1]
             for mask, col in ((m.target, "red"), (m.shadow, "cyan"), (m.clutter, "yellow")):
                 if mask.any(): ax.contour(mask, [0.5], colors=col, linewidths=0.8)
-        ax.set_title(f"{src.name}\n{src.note}", fontsize=8); ax.set_xticks([]); ax.set_yticks([])
+        ax.set_title(f"{src.name}\n" + textwrap.fill(src.note, 48), fontsize=8); ax.set_xticks([]); ax.set_yticks([])
         ax = axs[1, j]
         amp = clutter_amplitude(images, masks)
         ax.hist(amp, bins=bins, range=(0, 4), density=True, color="0.75")
@@ -317,7 +388,9 @@ def plot_realism(sources, table:pd.DataFrame, bins:int=80):
         txt = [f"ENL {r.enl:.2f}", f"log-normal sigma {r.lognorm_sigma:.2f} (KS {r.lognorm_ks:.3f})",
                f"Weibull shape {r.weibull_shape:.2f} (KS {r.weibull_ks:.3f})",
                f"K nu {r.k_nu:.2f}, L {r.k_looks:.1f} (KS {r.k_ks:.3f})", f"best: {r.best}"]
-        if r.targets_found: txt += [f"TCR {r.tcr_db:.1f} dB, peak {r.peak_tcr_db:.1f} dB", f"shadow {r.shadow_db:.1f} dB ({r.shadows_found}/{r.targets_found})"]
+        if r.targets_found: txt += [f"TCR {r.tcr_db:.1f} dB, peak {r.peak_tcr_db:.1f} dB",
+                                    f"shadow {r.shadow_db:.1f} dB ({r.shadows_found}/{r.targets_found}), "
+                                    f"interior {r.shadow_interior_db:.1f} dB ({r.interiors_found})"]
         ax.text(0.97, 0.97, "\n".join(txt), transform=ax.transAxes, ha="right", va="top", fontsize=7,
                 bbox=dict(facecolor="white", alpha=0.8, lw=0))
         if j == 0: ax.legend(loc="lower left", fontsize=7); ax.set_ylabel("density")
