@@ -1870,9 +1870,9 @@ class Corruption:
     variant: int
     clause: int # index of the clause in the noisy record
     field: str
-    kind: str # 'count', 'landform', 'hallucination', 'position', 'keyword', 'swap' (another chip's phrase)
+    kind: str # 'count', 'landform', 'hallucination', 'position', 'keyword', 'swap' (another chip's phrase), 'drop' (clause removed)
     true_keyword: str|None # None for an inserted (hallucinated) clause
-    noisy_keyword: str
+    noisy_keyword: str # for a 'drop': the text of the clause removed (the noisy record has none of it)
 
 _LANDFORM = {"Terrain", "Boundary", "Functionality", "Distribution"}
 
@@ -1955,22 +1955,26 @@ def phrase_edits(name:str, phrase:str, limit:int=32) -> list:
 def inject_noise(rec:HCoT, f:ChipFacts, rate:float, seed:int=0,
                  pool:dict|None=None, # official style: field -> other chips' phrases, for whole-phrase swaps
                  swap:float=0.3, # official style: the share of corruptions that swap the whole phrase (given a pool)
+                 drop:float=0.0, # the share of corruptions that drop the clause instead: its claim goes missing (0 = never)
                 ) -> tuple:
     "Corrupt about `rate` of the clauses of `rec`; return (noisy record, list of Corruption)."
     rng = _rng(rec.chip_id, rec.variant, seed + 7919)
-    clauses, log_ = list(rec.clauses), []
-    for i, c in enumerate(list(clauses)):
-        if rng.random() >= rate: continue
+    clauses, log_ = [], []
+    for c in rec.clauses:
+        i = len(clauses)                  # where this clause sits in the noisy record (or would, if dropped)
+        if rng.random() >= rate: clauses.append(c); continue
+        if drop and rng.random() < drop:
+            log_.append(Corruption(rec.chip_id, rec.variant, i, c.field, "drop", c.keyword, c.text)); continue
         fd, kind = FIELD[c.field], None
         if is_official(c):
             new = _swap_phrase(c.field, c.keyword, rng, pool, f) if pool and rng.random() < swap else None
             if new is not None: kind = "swap"
             else: new = _wrong_phrase(c.field, c.keyword, rng, f)
         else: new = _wrong(fd, c.keyword, rng, f is not None and bool(_hr(f)))
-        if new is None or new == c.keyword: continue
+        if new is None or new == c.keyword: clauses.append(c); continue
         kind = kind or ("count" if c.field == "Count" else "landform" if c.field in _LANDFORM else
                         "position" if c.field == "Location" else "hallucination" if c.field == "Category" else "keyword")
-        clauses[i] = c.with_keyword(new)
+        clauses.append(c.with_keyword(new))
         log_.append(Corruption(rec.chip_id, rec.variant, i, c.field, kind, c.keyword, new))
     has_targets = any(c.field == "Category" for c in clauses)
     count_at = next((i for i, c in enumerate(clauses) if c.field == "Count"), None)
@@ -2135,6 +2139,7 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
                     wait:float=0.0, # seconds to wait for other shards before merging
                     progress:bool=True,
                     style:str="template", # 'template' (closed keywords) or 'official' (prefix + descriptive phrase)
+                    noise_drop:float=0.0, # of the corruptions, the share that drop the clause (its claim goes missing)
                    ) -> dict:
     "Annotate one shard of a chip folder into HCoT batches; merge the corpus when all shards are done."
     import pandas as pd
@@ -2142,13 +2147,16 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
     from fusar_klip.facts import scene_layers, manifest_facts, facts_table
     from fusar_klip.geo import read_manifest, write_json_atomic, atomic_path, remove_stale_temps
     _check_options(batch, variants, noise, style)
+    if not isinstance(noise_drop, (int, float)) or isinstance(noise_drop, bool) or not 0 <= noise_drop <= 1:
+        raise SARInputError("--noise-drop", f"must be a fraction in [0, 1], got {noise_drop!r}")
     backend = backend or TemplateBackend()
     chips_dir, out_dir = Path(chips_dir), Path(out_dir)
     i, n = shard
     man = read_manifest(chips_dir / "manifest.parquet").sort_values("chip_id", kind="stable").reset_index(drop=True)
     params = dict(chips=str(chips_dir.resolve()), backend=backend.name, variants=variants, seed=seed, noise=noise,
                   classes=classes if isinstance(classes, str) else "custom", n_shards=n, batch=batch)
-    if style != "template": params["style"] = style     # so a resumed run cannot mix styles (and old configs still match)
+    if style != "template": params["style"] = style
+    if noise_drop: params["noise_drop"] = noise_drop   # only when used, so that older corpus folders still resume     # so a resumed run cannot mix styles (and old configs still match)
     cfg = out_dir / "config.json"
     if cfg.exists():
         old = json.loads(cfg.read_text())
@@ -2179,7 +2187,7 @@ def annotate_corpus(chips_dir, # folder with manifest.parquet and the chips
         for f, rr in made:
             if noise > 0:
                 for r in rr:
-                    nr, c = inject_noise(r, f, noise, seed, pool=pool); recs.append(nr); cors += [asdict(x) for x in c]
+                    nr, c = inject_noise(r, f, noise, seed, pool=pool, drop=noise_drop); recs.append(nr); cors += [asdict(x) for x in c]
             else: recs += rr
         with atomic_path(sd / f"b{k:06d}_facts.parquet") as t: facts_table(facts).to_parquet(t, index=False)
         with atomic_path(sd / f"b{k:06d}_corpus.parquet") as t:

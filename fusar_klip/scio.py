@@ -604,6 +604,11 @@ def proofread(model, image_embeds, records:list, screened:ScreenResult, tok, cfg
     return out, log
 
 # %% ../nbs/07_scio.ipynb #fc3d3a95
+def _dropped_clause(c:dict) -> Clause:
+    "The clause a 'drop' corruption removed, rebuilt from its text (ours: the phrasing; official: the prefix)."
+    from fusar_klip.hcot import sentence_to_clause, parse_sentence
+    return sentence_to_clause(c["field"], c["noisy_keyword"]) or parse_sentence(c["field"], c["noisy_keyword"])[0]
+
 def clean_records(noisy:list, corruptions) -> list:
     "Undo injected noise: the true records behind noisy ones (corruptions as a DataFrame or list of dicts)."
     rows = corruptions.to_dict("records") if hasattr(corruptions, "to_dict") else list(corruptions)
@@ -612,8 +617,10 @@ def clean_records(noisy:list, corruptions) -> list:
     out = []
     for r in noisy:
         cl = list(r.clauses)
-        for c in sorted(by.get((r.chip_id, r.variant), []), key=lambda c: -int(c["clause"])):
+        cs = by.get((r.chip_id, r.variant), [])   # from the end; at one index, rewrite first, then re-insert drops latest first
+        for k, c in sorted(enumerate(cs), key=lambda kc: (-int(kc[1]["clause"]), kc[1]["kind"] == "drop", -kc[0])):
             i = int(c["clause"])
+            if c["kind"] == "drop": cl.insert(i, _dropped_clause(c)); continue
             if c["true_keyword"] is None or (isinstance(c["true_keyword"], float) and math.isnan(c["true_keyword"])): cl.pop(i)
             else: cl[i] = cl[i].with_keyword(c["true_keyword"])
         out.append(HCoT(r.chip_id, r.variant, cl, r.backend, r.l5))
