@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_whole(0), default=0, help="seed of the probes and few-shot draws (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for feature extraction (default cpu)")
     p.add_argument("--out", type=Path, default=Path("results/eval"), help="output folder (default results/eval)")
+    from fusar_klip.real_chips import cli_parsers
+    cli_parsers(sub)        # import-chips, mix: real chips join pretraining (04a_real_chips)
     return ap
 
 # %% ../nbs/90_cli.ipynb #553bb0fb
@@ -467,6 +469,8 @@ def cmd_eval(args) -> "pd.DataFrame":
 
 # %% ../nbs/90_cli.ipynb #caa7dfb7
 COMMANDS = dict(synth=cmd_synth, tile=cmd_tile, pack=cmd_pack, annotate=cmd_annotate, **{"import-captions": cmd_import_captions}, train=cmd_train, demo=cmd_demo, eval=cmd_eval)
+from .real_chips import CLI_COMMANDS
+COMMANDS.update(CLI_COMMANDS)   # import-chips, mix
 
 def explain(err:BaseException) -> str:
     "One line for an unexpected error: what it was and, for OS errors, which file."
