@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_whole(1), default=256, help="chips per atomically written batch (the resume unit)")
     p.add_argument("--noise", type=_real(0, 1), default=0.0,
                    help="corrupt this fraction of clauses, keeping the truth (for SCIO experiments); default 0")
+    p.add_argument("--noise-drop", type=_real(0, 1), default=0.0,
+                   help="of the corrupted clauses, this share is dropped instead (the claim goes missing; truth kept); default 0")
     p.add_argument("--classes", default="auto", choices=["auto", "sim", "worldcover"],
                    help="land-cover class table: auto (the chips' CLASSES tag, else sim), sim or worldcover (ESA WorldCover)")
     p.add_argument("--unknown", choices=["error", "ignore"], default="error",
@@ -320,7 +322,7 @@ def cmd_annotate(args) -> dict:
     t0 = time.time()
     res = annotate_corpus(args.chips, args.out, world if (world / "index.json").exists() else None, backend,
                           args.variants, args.seed, shard, args.batch, args.noise, args.classes, args.unknown,
-                          wait=wait, style=args.style)
+                          wait=wait, style=args.style, noise_drop=args.noise_drop)
     dt = time.time() - t0
     msg = f"shard {res['shard']}: {res['chips']} chips in {res['batches']} batches ({res['resumed_batches']} resumed), {dt:.1f}s"
     if res["merged"]:

@@ -80,6 +80,18 @@ def test_noise_keeps_the_truth(chips, tmp_path):
         assert x.true_keyword is None or x.true_keyword != x.noisy_keyword
 
 
+def test_dropped_clauses_keep_the_truth(chips, tmp_path):
+    from fusar_klip.scio import clean_records
+    for name, extra in (("clean", []), ("drop", ["--noise", "0.5", "--noise-drop", "0.5"])):
+        r = run_cli("annotate", "--chips", chips / "chips", "--out", tmp_path / name, "--variants", "1", *extra)
+        assert r.returncode == 0, r.stderr
+    cors = pd.read_parquet(tmp_path / "drop" / "corruptions.parquet")
+    assert "drop" in set(cors.kind) and len(set(cors.kind)) > 1
+    clean = {(x.chip_id, x.variant): x.caption for x in read_corpus(tmp_path / "clean")}
+    back = clean_records(read_corpus(tmp_path / "drop"), cors)
+    assert {(x.chip_id, x.variant): x.caption for x in back} == clean
+
+
 def test_bad_layers(chips, tmp_path):
     man = read_manifest(chips / "chips" / "manifest.parquet")
     row = man.iloc[0].to_dict()

@@ -171,7 +171,7 @@ def test_chips_without_land_cover(chips, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("opt,value", [("--batch", "0"), ("--batch", "-3"), ("--variants", "0"), ("--noise", "1.5"),
-                                       ("--noise", "-0.1"), ("--noise", "nan")])
+                                       ("--noise", "-0.1"), ("--noise", "nan"), ("--noise-drop", "1.5")])
 def test_bad_options_are_refused(chips, tmp_path, capsys, opt, value):
     assert main(["annotate", "--chips", str(chips["lc"]), "--out", str(tmp_path / "c"), opt, value]) == 2
     err = capsys.readouterr().err
@@ -180,7 +180,8 @@ def test_bad_options_are_refused(chips, tmp_path, capsys, opt, value):
 
 
 @pytest.mark.parametrize("kw,opt", [(dict(batch=0), "--batch"), (dict(variants=0), "--variants"),
-                                    (dict(noise=1.5), "--noise"), (dict(noise=float("nan")), "--noise")])
+                                    (dict(noise=1.5), "--noise"), (dict(noise=float("nan")), "--noise"),
+                                    (dict(noise_drop=-0.1), "--noise-drop")])
 def test_bad_options_through_the_api(chips, tmp_path, kw, opt):
     from fusar_klip.geo import SARInputError
     with pytest.raises(SARInputError, match=f"^{opt}: must be"):
