@@ -45,7 +45,7 @@ _RULES = dict( # key: (what is expected, check)
     mode=(f"one of {', '.join(MODES)}", lambda v: v in MODES),
     steps=_int(1), batch_size=_int(1), grad_accum=_int(1), layers=_int(0), max_len=_int(MIN_MAX_LEN), queue_size=_int(0),
     log_every=_int(1), ckpt_every=_int(1), keep_last=_int(1), tokenizer_vocab=_int(1), seed=_int(0),
-    lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
+    lr=_num("> 0", lambda v: v > 0), fusion_lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
@@ -99,6 +99,7 @@ class TrainConfig:
     batch_size: int = 16 # per process; the global batch is batch_size x processes x grad_accum
     grad_accum: int = 1
     lr: float = 3e-4
+    fusion_lr: float = 1.0 # learning-rate multiplier for the cross-attention layers and the ITM head (10: ITM learns; see the README)
     weight_decay: float = 0.05
     warmup: float = 0.05 # fraction of all steps
     min_lr: float = 0.1 # final learning rate as a fraction of lr
@@ -516,10 +517,15 @@ def adamw_kernel(dev) -> dict:
 
 def make_optimizer(cfg:TrainConfig, model, dev) -> tuple:
     "(AdamW, schedule): weight decay on matrices only; warmup then cosine over the steps of every round."
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0)],
-                            lr=cfg.lr, **adamw_kernel(dev))
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    fusion = lambda n: "crossattention" in n or n.split(".")[-2:-1] == ["itm_head"]
+    groups = []
+    for fast in ((False, True) if cfg.fusion_lr != 1 else (None,)):    # one lr for all unless the fusion path gets its own
+        ps = [(n, p) for n, p in named if fast is None or fusion(n) == fast]
+        lr = cfg.lr * (cfg.fusion_lr if fast else 1.0)
+        groups += [dict(params=[p for n, p in ps if p.ndim > 1], weight_decay=cfg.weight_decay, lr=lr),
+                   dict(params=[p for n, p in ps if p.ndim <= 1], weight_decay=0.0, lr=lr)]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, **adamw_kernel(dev))
     total = cfg.steps * cfg.scio_cfg.rounds
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, cfg.warmup, cfg.min_lr))
 
