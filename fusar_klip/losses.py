@@ -94,9 +94,10 @@ def hard_negative_indices(sim:torch.Tensor, # (B, G) similarities of local rows 
                           generator:torch.Generator|None=None,
                           sample:bool=True, # draw from softmax(sim) (BLIP); False: take the hardest negative
                           exclude:torch.Tensor|None=None, # (B, G) True where a column may not be a row's negative (e.g. the same caption)
+                          random:bool=False, # ignore `sim`: any other chip of the batch, uniformly
                          ) -> torch.Tensor|None:
     "One column per row, drawn from softmax(sim) with every positive (same chip) zeroed; None if a row has no negative."
-    w = F.softmax(sim.float(), 1) + 1e-6
+    w = F.softmax(torch.zeros_like(sim, dtype=torch.float) if random else sim.float(), 1) + 1e-6
     w = w.masked_fill(row_idx[:, None] == col_idx[None], 0)
     if exclude is not None: w = w.masked_fill(exclude, 0)
     if (w.sum(1) == 0).any(): return None
@@ -108,6 +109,7 @@ def hard_negative_indices(sim:torch.Tensor, # (B, G) similarities of local rows 
 def itm_loss(model, image_embeds, input_ids, attention_mask, image_idx, sim_i2t, sim_t2i,
              generator:torch.Generator|None=None, sample:bool=True,
              distinct:bool=False, # never take a negative whose caption is word for word the positive's (it is just as true)
+             random:bool=False, # negatives drawn uniformly from the batch, not by similarity
             ) -> torch.Tensor:
     "ITM cross-entropy on positives, a hard negative text per image and a hard negative image per text."
     emb_all = gather_with_grad(image_embeds)
@@ -116,8 +118,8 @@ def itm_loss(model, image_embeds, input_ids, attention_mask, image_idx, sim_i2t,
     input_ids, attention_mask = F.pad(input_ids, (0, L - input_ids.shape[1])), F.pad(attention_mask, (0, L - attention_mask.shape[1]))
     idx_all = gather_no_grad(image_idx)
     same = (input_ids[:, None] == ids_all[None]).all(-1) if distinct else None      # (B, G) word for word the same
-    neg_txt = hard_negative_indices(sim_i2t, image_idx, idx_all, generator, sample, same)
-    neg_img = hard_negative_indices(sim_t2i, image_idx, idx_all, generator, sample, same)
+    neg_txt = hard_negative_indices(sim_i2t, image_idx, idx_all, generator, sample, same, random)
+    neg_img = hard_negative_indices(sim_t2i, image_idx, idx_all, generator, sample, same, random)
     if neg_txt is None or neg_img is None: return image_embeds.sum() * 0.0     # a batch of one chip has no negatives
     B = input_ids.shape[0]
     emb = torch.cat([image_embeds, emb_all[neg_img], image_embeds])
@@ -165,12 +167,13 @@ class KlipPretrain(nn.Module):
     "ITC + ITM + keyword reconstruction on a KlipModel, in one forward."
     def __init__(self, model, weights:dict|None=None, seed:int=0,
                  sample_negatives:bool=True, # ITM negatives drawn from softmax(sim) (BLIP), or the hardest (deterministic)
-                 distinct_negatives:bool=False): # ITM never takes a negative caption identical to the positive
+                 distinct_negatives:bool=False, # ITM never takes a negative caption identical to the positive
+                 random_negatives:bool=False): # ITM negatives drawn uniformly from the batch, not by ITC similarity
         super().__init__()
         self.model = model
         self.weights = dict(model.cfg.weights if weights is None else weights)
         self.gen = torch.Generator().manual_seed(seed)
-        self.sample_negatives, self.distinct_negatives = sample_negatives, distinct_negatives
+        self.sample_negatives, self.distinct_negatives, self.random_negatives = sample_negatives, distinct_negatives, random_negatives
         self.itc_loss = itc_loss # the contrastive term, replaceable on one instance (to record or vary it)
 
     def forward(self, image, input_ids, attention_mask, keyword_mask, image_idx, alpha:float|None=None) -> KlipLosses:
@@ -190,7 +193,7 @@ class KlipPretrain(nn.Module):
             qs = (m.image_queue, m.text_queue, m.idx_queue) if int(m.queue_filled) else (None, None, None)
             itc, s_i2t, s_t2i = self.itc_loss(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, m.temp, *qs, alpha=alpha)
             if w.get("itm", 0): itm = itm_loss(m, img_emb, input_ids, attention_mask, image_idx, s_i2t, s_t2i, self.gen,
-                                               self.sample_negatives, self.distinct_negatives)
+                                               self.sample_negatives, self.distinct_negatives, self.random_negatives)
             if self.training: enqueue(m, img_feat_m, txt_feat_m, image_idx)
         rec = zero
         if w.get("rec", 0):
