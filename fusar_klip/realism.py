@@ -222,7 +222,7 @@ def mstar_source(root, n:int=200, split:str="train", seed:int=0) -> Source:
     for c in classes:
         files = sorted(c.glob("*.jp*g"))
         for i, f in enumerate(rng.choice(files, min(len(files), max(1, n // len(classes))), replace=False)):
-            chips.append(dequantise(np.asarray(Image.open(f).convert("L")), seed + i) ** 2)
+            with Image.open(f) as im: chips.append(dequantise(np.asarray(im.convert("L")), seed + i) ** 2)
     return Source("MSTAR", chips=chips, calibrated=False, looks=1,
                   note=f"X-band 0.3 m, {len(chips)} {split} chips, display-scaled JPEG")
 

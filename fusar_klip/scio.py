@@ -144,7 +144,8 @@ def screen(model, image_embeds:torch.Tensor, records:list, tok, cfg:ScioConfig, 
         ow = torch.tensor(owner, device=sim.device)
         g_sim, g_itm = sim[B:] - sim[ow], prob[B:] - prob[ow]
         ok = (g_itm >= cfg.itm_margin) & (g_sim >= cfg.sim_margin)
-        if cfg.skip: ok &= torch.tensor([records[b].clauses[i].field not in cfg.skip for b, i in zip(owner, left)], device=ok.device)
+        if skip := cfg.skip:
+            ok &= torch.tensor([records[b].clauses[i].field not in skip for b, i in zip(owner, left)], device=ok.device)
         score = torch.where(ok, g_itm, torch.full_like(g_itm, -math.inf))
         best = torch.full((B,), -math.inf, device=sim.device).scatter_reduce(0, ow, score, "amax")
         if cfg.top_fraction < 1 and torch.isfinite(best).any():     # calibrate on this batch's own gains
