@@ -24,6 +24,7 @@ class Encoder:
     name = "encoder"
     has_text = False # text tower: retrieval, zero-shot, zero-shot VQA
     can_caption = False # decoder: captioning
+    can_match = False # image-text matching head (ITM): p(match) of an image and a text
     tile = None # native input side in pixels: larger images are cut into tiles of this side (`tiled_features`); None = any size
     pca_dims = (0,) # PCA sizes the probe may pick on validation for chip features (0 = no PCA)
     def features(self, images:torch.Tensor) -> dict:
@@ -31,10 +32,13 @@ class Encoder:
         raise NotImplementedError
     def text_embed(self, texts:list) -> torch.Tensor: raise NotImplementedError(f"{self.name} has no text tower")
     def caption(self, images:torch.Tensor, max_len:int=80) -> list: raise NotImplementedError(f"{self.name} has no decoder")
+    def match(self, images:torch.Tensor, texts:list) -> torch.Tensor:
+        "p(match) (B,) of image b with text b, from the ITM head."
+        raise NotImplementedError(f"{self.name} has no image-text matching head")
 
 class KlipEncoder(Encoder):
     "A fusar-klip model (any mode: clip, blip, klip) or a random-init one (the floor)."
-    has_text, can_caption = True, True
+    has_text, can_caption, can_match = True, True, True
     def __init__(self, model, name:str="klip", device="cpu"):
         self.model, self.name, self.device = model.eval().to(device), name, device
         self.tile = model.cfg.image_size   # the chip side it was trained on: larger images are tiled, not squashed
@@ -70,6 +74,13 @@ class KlipEncoder(Encoder):
 
     @torch.no_grad()
     def caption(self, images, max_len=80): return self.model.generate(images.to(self.device), max_len=max_len)
+
+    @torch.no_grad()
+    def match(self, images, texts):
+        enc = self.tok(list(texts), padding="longest", truncation=True, max_length=self.model.cfg.max_text_len,
+                       return_tensors="pt").to(self.device)
+        logits = self.model.itm_logits(self.model.image_embeds(images.to(self.device)), enc["input_ids"], enc["attention_mask"])
+        return logits.float().softmax(-1)[:, 1].cpu()
 
 class PixelStatsEncoder(Encoder):
     "The pixel-statistics floor: moments, quantiles and texture of the standardised dB values, per chip and per patch."

@@ -16,10 +16,10 @@ from .eval_world import WorldEval
 from .eval_encoders import Encoder, extract, embed_texts
 
 # %% auto #0
-__all__ = ['FEATURE_KINDS', 'PROBE_C', 'RIDGE_ALPHA', 'EVAL_SPLITS', 'HELD_OUT', 'linear_probe', 'probe_proba', 'ridge_probe',
-           'accuracy', 'confusion', 'retrieval_ranks', 'recalls', 'recall_at_k', 'caption_text', 'caption_metrics',
-           'box_ap50', 'miou', 'probe_features', 'val_split', 'choose_probe', 'chosen_text', 'EvalContext',
-           'select_rows', 'result_rows', 'zero_shot']
+__all__ = ['FEATURE_KINDS', 'TOKENS_PCA', 'TOKENS_MAX_DIM', 'PROBE_C', 'RIDGE_ALPHA', 'EVAL_SPLITS', 'HELD_OUT', 'linear_probe',
+           'probe_proba', 'ridge_probe', 'accuracy', 'confusion', 'retrieval_ranks', 'recalls', 'recall_at_k',
+           'caption_text', 'caption_metrics', 'box_ap50', 'miou', 'probe_features', 'val_split', 'choose_probe',
+           'chosen_text', 'EvalContext', 'select_rows', 'result_rows', 'zero_shot']
 
 # %% ../nbs/09c_metrics.ipynb #1a754753
 def _scaled(X_tr, X_te):
@@ -183,16 +183,25 @@ def miou(gt:np.ndarray, pred:np.ndarray, n_classes:int) -> tuple:
     return float(np.mean(list(ious.values()))) if ious else float("nan"), ious
 
 # %% ../nbs/09c_metrics.ipynb #4441d870
-FEATURE_KINDS = ("cls", "mean", "both") # chip features a probe may use: CLS token, mean patch token, both concatenated
+FEATURE_KINDS = ("cls", "mean", "both", "tokens") # chip features a probe may use: CLS token, mean patch token, both concatenated, every patch token in place
+
+TOKENS_PCA = (256, 1024) # whitened PCA sizes tried for 'tokens' (its raw size is patches x width)
+
+TOKENS_MAX_DIM = 16384 # 'tokens' is the token map average-pooled 2 x 2 until it has at most this many values per chip
 
 PROBE_C = (1.0, 0.1, 0.01) # logistic-regression C tried on validation (ties go to the first)
 
 RIDGE_ALPHA = (1.0, 10.0, 100.0) # ridge alphas tried on validation for counts (ties go to the first)
 
 def probe_features(f:dict, kinds=FEATURE_KINDS) -> dict:
-    "kind -> (N, D) numpy features from `extract`'s dict: 'cls' (the pooled token), 'mean' (mean patch token), 'both'."
+    """kind -> (N, D) numpy features from `extract`'s dict: 'cls' (the pooled token), 'mean' (mean patch token), 'both',
+    'tokens' (the patch-token map flattened, pooled 2 x 2 while it exceeds `TOKENS_MAX_DIM` values)."""
     cls, mean = f["pooled"].float(), f["patches"].float().mean((1, 2))
-    out = dict(cls=lambda: cls, mean=lambda: mean, both=lambda: torch.cat([cls, mean], 1))
+    def tokens():
+        x = f["patches"].float().permute(0, 3, 1, 2)                               # (N, C, h, w)
+        while x[0].numel() > TOKENS_MAX_DIM and min(x.shape[-2:]) > 1: x = torch.nn.functional.avg_pool2d(x, 2, ceil_mode=True)
+        return x.flatten(1)
+    out = dict(cls=lambda: cls, mean=lambda: mean, both=lambda: torch.cat([cls, mean], 1), tokens=tokens)
     return {k: out[k]().numpy() for k in kinds}
 
 def val_split(y, frac:float=0.2, seed:int=0, groups=None) -> tuple:
@@ -216,17 +225,19 @@ def _fit_predict(a, y, b, c, counts:bool, seed:int) -> np.ndarray:
 
 @_one_blas_thread
 def choose_probe(train:dict, y, test:dict, Cs=PROBE_C, pca_dims=(0,), counts:bool=False, frac:float=0.2, seed:int=0,
-                 groups=None) -> tuple:
+                 groups=None,
+                 kind_pca:dict|None=None, # kind -> PCA sizes tried for that kind instead of `pca_dims` (e.g. {'tokens': TOKENS_PCA})
+                ) -> tuple:
     """The probe picked on validation, never on test. Every feature kind in `train` (kind -> (N, D) array of the training
     rows) x PCA size x C (ridge alpha with `counts`) is fit on the training rows minus a `val_split` part and scored on
     that part (accuracy; with `counts` the MAE of rounded counts); the best (the first on ties) is refit on all training
     rows and predicts `test` (kind -> array). Returns (predictions, dict(features, pca, C or alpha, val score))."""
     y = np.asarray(y)
     fit, val = val_split(y, frac, seed, groups)
-    best, best_s = (next(iter(train)), pca_dims[0], Cs[0]), -np.inf
+    k0 = next(iter(train)); best, best_s = (k0, (kind_pca or {}).get(k0, pca_dims)[0], Cs[0]), -np.inf
     if len(val):
         for k in train:
-            for p in pca_dims:
+            for p in (kind_pca or {}).get(k, pca_dims):
                 a, b = _prep(train[k][fit], train[k][val], p, seed)         # PCA and scaling see the fit rows only
                 for c in Cs:
                     pred = _fit_predict(a, y[fit], b, c, counts, seed)
@@ -272,10 +283,11 @@ class EvalContext:
         return self._cache[("kinds", key)]
 
     def probe(self, train:dict, y, test:dict, counts:bool=False, chip:bool=True, groups=None) -> tuple:
-        """`choose_probe` with this encoder's grid: PCA sizes (`Encoder.pca_dims`) for chip features (`chip`), C or ridge
-        alpha (`counts`); (predictions, choice)."""
+        """`choose_probe` with this encoder's grid: PCA sizes (`Encoder.pca_dims`; `TOKENS_PCA` for 'tokens') for chip
+        features (`chip`), C or ridge alpha (`counts`); (predictions, choice)."""
         return choose_probe(train, y, test, RIDGE_ALPHA if counts else PROBE_C,
-                            self.encoder.pca_dims if chip else (0,), counts, seed=self.seed, groups=groups)
+                            self.encoder.pca_dims if chip else (0,), counts, seed=self.seed, groups=groups,
+                            kind_pca={"tokens": TOKENS_PCA} if chip else None)
 
     def need_world(self, task):
         if self.world is None: raise ValueError(f"task {task!r} needs the embedded world (world=load_world(...))")

@@ -1,4 +1,4 @@
-"""Image-text retrieval on the held-out cities: recall at 1, 5 and 10 both ways, every clean caption a candidate.
+"""Image-text retrieval and matching on the held-out cities: recall at 1, 5 and 10 both ways, every clean caption a candidate; the ITM head's p(match) for a chip's own caption against other chips'.
 
 Docs: https://fusar-klip.github.io/fusar-klip/retrieval.html.md"""
 
@@ -6,13 +6,13 @@ Docs: https://fusar-klip.github.io/fusar-klip/retrieval.html.md"""
 
 # %% ../nbs/09d_retrieval.ipynb #4b3d30c7
 from __future__ import annotations
-import torch
+import numpy as np, torch
 
 from .eval_encoders import embed_texts
 from .eval_metrics import HELD_OUT, recalls, retrieval_ranks, result_rows
 
 # %% auto #0
-__all__ = ['task_retrieval']
+__all__ = ['ITM_PRIOR_LOSS', 'task_retrieval', 'other_captions', 'task_itm']
 
 # %% ../nbs/09d_retrieval.ipynb #4669b9e6
 def task_retrieval(ctx) -> list:
@@ -28,3 +28,45 @@ def task_retrieval(ctx) -> list:
     ctx.artefacts["retrieval"] = dict(chips=[W.chip_ids[i] for i in te], top_text=[texts[j] for j in best.tolist()],
                                       correct=[owner[j] == k for k, j in enumerate(best.tolist())], index=te)
     return result_rows("retrieval", "world", HELD_OUT, m, n=len(te), n_texts=len(texts))
+
+# %% ../nbs/09d_retrieval.ipynb #b7d2e9a4
+ITM_PRIOR_LOSS = float(-(np.log(1 / 3) + 2 * np.log(2 / 3)) / 3) # the loss of p = 1/3 on 1 positive + 2 negatives: 0.636
+
+def other_captions(captions:list, k:int=2, seed:int=0) -> np.ndarray:
+    "(N, k) indices: for each caption, k captions of other items drawn at random, never one with the same text."
+    n = len(captions)
+    codes = np.unique(np.asarray(captions, dtype=object).astype(str), return_inverse=True)[1]
+    if len(np.unique(codes)) < 2: raise ValueError("ITM needs at least two different captions among the held-out chips")
+    rng, out = np.random.default_rng(seed), np.empty((n, k), int)
+    for i in range(n):
+        pool = np.nonzero(codes != codes[i])[0]
+        out[i] = rng.choice(pool, k, replace=len(pool) < k)
+    return out
+
+def task_itm(ctx, others:int=2, # captions of other chips per chip (2: the training mix of one positive, two negatives)
+             max_chips:int=1024, # held-out chips scored at most (seeded sample; 0 = all)
+            ) -> list:
+    """Image-text matching on the held-out cities: mean p(match) with the chip's own clean caption and with `others`
+    captions of other chips, the gap, ROC AUC, and the ITM loss (cross-entropy of the 1 + `others` pairs)."""
+    W = ctx.need_world("itm"); _, te = ctx.split()
+    te = np.array([i for i in te if W.captions.get(W.chip_ids[i])])
+    if len(te) < 2: raise ValueError("itm: fewer than two held-out chips have captions")
+    rng = np.random.default_rng(ctx.seed)
+    if max_chips and len(te) > max_chips: te = np.sort(rng.choice(te, max_chips, replace=False))
+    caps = [W.captions[W.chip_ids[i]][0] for i in te]
+    oth = other_captions(caps, others, ctx.seed)
+    bs = max(1, ctx.batch_size // (1 + others))
+    own, other = [], []
+    for s in range(0, len(te), bs):
+        b = np.arange(s, min(s + bs, len(te)))
+        img = W.images[te[b]]
+        own.append(ctx.encoder.match(img, [caps[j] for j in b]))
+        other.append(torch.stack([ctx.encoder.match(img, [caps[oth[j, k]] for j in b]) for k in range(others)], 1))
+    own, other = torch.cat(own).double().numpy(), torch.cat(other).double().numpy()
+    eps = 1e-7
+    loss = -(np.log(np.clip(own, eps, 1)).sum() + np.log(np.clip(1 - other, eps, 1)).sum()) / (own.size + other.size)
+    o = other.ravel()
+    auc = float(((own[:, None] > o[None]).sum() + 0.5 * (own[:, None] == o[None]).sum()) / (own.size * o.size))
+    ctx.artefacts["itm"] = dict(index=te, own=own, other=other, captions=caps, others=oth)
+    m = {"p_match_own": own.mean(), "p_match_other": o.mean(), "gap": own.mean() - o.mean(), "auc": auc, "itm_loss": loss}
+    return result_rows("itm", "world", HELD_OUT, m, n=len(te), n_texts=len(te) * (1 + others))

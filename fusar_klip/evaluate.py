@@ -27,23 +27,23 @@ from .eval_real import *
 log = logging.getLogger("fusar_klip.evaluate")
 
 # %% auto #0
-__all__ = ['log', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'FLOORS', 'EVAL_VERSION', 'resolve_tasks', 'git_commit', 'evaluate',
-           'save_results', 'read_results', 'higher_is_better', 'strongest_floor', 'summary_table', 'markdown_table',
-           'plot_results']
+__all__ = ['log', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'FLOORS', 'EVAL_VERSION', 'LOWER_IS_BETTER', 'resolve_tasks', 'git_commit',
+           'evaluate', 'save_results', 'read_results', 'higher_is_better', 'strongest_floor', 'summary_table',
+           'markdown_table', 'plot_results']
 
 # %% ../nbs/09z_evaluate.ipynb #a8f497b9
-TASKS = dict(retrieval=task_retrieval, captioning=task_captioning, vqa=task_vqa, counting=task_counting,
+TASKS = dict(retrieval=task_retrieval, itm=task_itm, captioning=task_captioning, vqa=task_vqa, counting=task_counting,
              landcover=task_landcover, scene=task_scene, segmentation=task_segmentation, targets=task_targets,
              detection=task_detection, mstar=task_mstar, boxes=task_boxes)
 
-NEEDS = dict(retrieval="text", captioning="caption", scene="text")
+NEEDS = dict(retrieval="text", itm="match", captioning="caption", scene="text")
 
 RESULT_COLUMNS = ["task", "dataset", "split", "protocol", "metric", "value", "n", "model", "seed", "commit", "seconds",
                   "chosen"] # chosen: the probe's features / C / PCA size picked on validation ('' for zero-shot and text tasks)
 
 FLOORS = ("random-init", "pixel-stats", "pixels") # the floors every model is compared with (`--floors`)
 
-EVAL_VERSION = 2 # bumped when the protocol changes the numbers (2: probes chosen on validation): older cached results are stale
+EVAL_VERSION = 3 # bumped when the protocol changes the numbers (2: probes chosen on validation; 3: the itm task, the tokens features): older cached results are stale
 
 def resolve_tasks(tasks) -> list:
     "Task names from 'all', a comma-separated string or a list; unknown names raise with the list of tasks."
@@ -79,8 +79,9 @@ def evaluate(encoder:Encoder, tasks="all", world:WorldEval|None=None, mstar:Clas
     rows = []
     for t in tqdm(names, desc=f"eval {model or encoder.name}", disable=not progress, leave=False):
         need = NEEDS.get(t)
-        if (need == "text" and not encoder.has_text) or (need == "caption" and not encoder.can_caption):
-            ctx.skipped[t] = f"{encoder.name} has no {'text tower' if need == 'text' else 'decoder'}"; continue
+        has = dict(text=encoder.has_text, caption=encoder.can_caption, match=getattr(encoder, "can_match", False))
+        if need and not has[need]:
+            ctx.skipped[t] = f"{encoder.name} has no {dict(text='text tower', caption='decoder', match='image-text matching head')[need]}"; continue
         if t == "mstar" and mstar is None: ctx.skipped[t] = "no class-folder data (mstar=...)"; continue
         if t == "boxes" and boxes is None: ctx.skipped[t] = "no box data (boxes=...)"; continue
         if t not in ("mstar", "boxes") and world is None: ctx.skipped[t] = "no embedded world (world=...)"; continue
@@ -118,9 +119,11 @@ def read_results(path):
     df[["protocol", "chosen"]] = df[["protocol", "chosen"]].fillna("")
     return df
 
+LOWER_IS_BETTER = ("itm_loss", "p_match_other") # metrics where less is better, besides errors (MAE)
+
 def higher_is_better(metric:str) -> bool:
-    "False for errors (MAE), True for scores."
-    return "MAE" not in metric
+    "False for errors (MAE), the ITM loss and p(match) of wrong pairs; True for scores."
+    return "MAE" not in metric and metric not in LOWER_IS_BETTER
 
 def strongest_floor(df, floors=FLOORS):
     """Per (task, protocol, metric): the floor with the best mean value over seeds, and that value -- the bar a model
