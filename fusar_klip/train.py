@@ -99,7 +99,7 @@ class TrainConfig:
     batch_size: int = 16 # per process; the global batch is batch_size x processes x grad_accum
     grad_accum: int = 1
     lr: float = 3e-4
-    fusion_lr: float = 1.0 # learning-rate multiplier for the cross-attention layers and the ITM head (10: ITM learns; see the README)
+    fusion_lr: float = 10.0 # learning-rate multiplier for the cross-attention layers and the ITM head (at 1, ITM stays at its prior; see the README)
     weight_decay: float = 0.05
     warmup: float = 0.05 # fraction of all steps
     min_lr: float = 0.1 # final learning rate as a fraction of lr
@@ -109,7 +109,7 @@ class TrainConfig:
     mask_prob: float = -1.0 # override the preset's extra masking (-1 keeps it)
     sample_negatives: bool = True # ITM negatives drawn from softmax(sim) (BLIP) or the hardest (deterministic)
     itm_distinct_negatives: bool = False # ITM never takes a negative whose caption is word for word the positive's (template corpora repeat captions)
-    itm_random_negatives: bool = False # ITM negatives drawn uniformly from the batch, not by ITC similarity (with fusion_lr=10, ITM learns; see the README)
+    itm_random_negatives: bool = True # ITM negatives drawn uniformly from the batch; false: BLIP's, drawn by ITC similarity (with a weak ITC, ITM then stays at its prior; see the README)
     tokenizer_vocab: int = 2000
     seed: int = 0
     bf16: bool = True # autocast to bfloat16 on CUDA
