@@ -205,6 +205,7 @@ class HFEncoder(Encoder):
         self.std = torch.tensor(pc.get("image_std", [0.26862954, 0.26130258, 0.27577711])).view(1, 3, 1, 1)
         tc = self.model.config.text_config
         self.max_len = min(getattr(tc, "max_position_embeddings", 77), 512)
+        self.can_match = self.kind == "blip"   # BLIP retrieval checkpoints carry an ITM head
 
     def pixels(self, images:torch.Tensor) -> torch.Tensor:
         "Standardised 1-channel SAR -> the model's 3-channel normalised input."
@@ -222,6 +223,14 @@ class HFEncoder(Encoder):
         else: emb = m.vision_proj(hid[:, 0])
         return dict(pooled=hid[:, 0].float().cpu(), patches=hid[:, 1:1 + h * h].reshape(len(hid), h, h, -1).float().cpu(),
                     embed=F.normalize(emb, dim=-1).float().cpu())
+
+    @torch.no_grad()
+    def match(self, images, texts):
+        if not self.can_match: return super().match(images, texts)
+        enc = self.tok(list(texts), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt").to(self.device)
+        out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=self.pixels(images),
+                         use_itm_head=True)
+        return out.itm_score.float().softmax(-1)[:, 1].cpu()
 
     @torch.no_grad()
     def text_embed(self, texts):
