@@ -27,9 +27,9 @@ from .eval_real import *
 log = logging.getLogger("fusar_klip.evaluate")
 
 # %% auto #0
-__all__ = ['log', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'FLOORS', 'EVAL_VERSION', 'LOWER_IS_BETTER', 'resolve_tasks', 'git_commit',
-           'evaluate', 'save_results', 'read_results', 'higher_is_better', 'strongest_floor', 'summary_table',
-           'markdown_table', 'plot_results']
+__all__ = ['log', 'TASKS', 'NEEDS', 'RESULT_COLUMNS', 'FLOORS', 'EVAL_VERSION', 'LOWER_IS_BETTER', 'FINE_TASKS', 'resolve_tasks',
+           'git_commit', 'evaluate', 'save_results', 'read_results', 'higher_is_better', 'strongest_floor',
+           'summary_table', 'markdown_table', 'plot_results']
 
 # %% ../nbs/09z_evaluate.ipynb #a8f497b9
 TASKS = dict(retrieval=task_retrieval, itm=task_itm, captioning=task_captioning, vqa=task_vqa, counting=task_counting,
@@ -137,19 +137,24 @@ def strongest_floor(df, floors=FLOORS):
         rows.append(dict(task=t, protocol=p, metric=k, floor=best, value=float(s[best])))
     return pd.DataFrame(rows, columns=["task", "protocol", "metric", "floor", "value"]).set_index(["task", "protocol", "metric"])
 
+FINE_TASKS = ("itm",) # tasks whose values are probabilities and losses, not percents: printed with 3 decimals
+
 def summary_table(df, digits:int=1, floors=FLOORS):
     """Models as columns, (task, protocol, metric) as rows, 'mean ± std' over seeds (just the mean for one seed); with
-    any of `floors` in the table, a last column 'strongest floor' names the best floor of each row and its mean."""
+    any of `floors` in the table, a last column 'strongest floor' names the best floor of each row and its mean.
+    Tasks in `FINE_TASKS` get 3 decimals."""
     g = df.groupby(["task", "protocol", "metric", "model"], sort=False).value
     m, s, n = g.mean(), g.std(), g.count()
-    txt = [f"{a:.{digits}f}" + (f" ± {b:.{digits}f}" if k > 1 else "") for a, b, k in zip(m, s.fillna(0), n)]
+    dg = [3 if i[0] in FINE_TASKS else digits for i in m.index]
+    txt = [f"{a:.{d}f}" + (f" ± {b:.{d}f}" if k > 1 else "") for a, b, k, d in zip(m, s.fillna(0), n, dg)]
     import pandas as pd
     t = pd.Series(txt, index=m.index).unstack("model")
     order = list(dict.fromkeys(df.model))
     t = t[[c for c in order if c in t.columns]]
     if df.model.isin(floors).any():
         sf = strongest_floor(df, floors)
-        t["strongest floor"] = [f"{sf.loc[i, 'floor']} {sf.loc[i, 'value']:.{digits}f}" if i in sf.index else None for i in t.index]
+        t["strongest floor"] = [f"{sf.loc[i, 'floor']} {sf.loc[i, 'value']:.{3 if i[0] in FINE_TASKS else digits}f}"
+                                if i in sf.index else None for i in t.index]
     return t.fillna("–")
 
 def markdown_table(t) -> str:
