@@ -3,7 +3,7 @@
 
 usage: python tools/check_report.py REPORT_DIR_OR_RESULTS_CSV [--models A,B,C] [--tasks t1,t2]
 
-Every model named must have a finite value for every headline task (default: retrieval, captioning, vqa, counting,
+Every model named must have a finite value for every headline task (default: retrieval, itm, captioning, vqa, counting,
 landcover, segmentation, detection), and no row of results.csv may hold NaN or inf. The report's own SCIO record
 (scio.jsonl of each FUSAR-KLIP run) is checked by the report notebook itself."""
 import argparse, math, sys
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 MODELS = ("CLIP-style", "BLIP-style", "FUSAR-KLIP")
-TASKS = ("retrieval", "captioning", "vqa", "counting", "landcover", "segmentation", "detection")
+TASKS = ("retrieval", "itm", "captioning", "vqa", "counting", "landcover", "segmentation", "detection")
 
 
 def problems(df: pd.DataFrame, models=MODELS, tasks=TASKS) -> list:
