@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'hard_negative_indices',
-           'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'KlipLosses', 'KlipPretrain']
+__all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'keyword_swap',
+           'hard_negative_indices', 'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'KlipLosses',
+           'KlipPretrain']
 
 # %% ../nbs/06_losses.ipynb #361a868f
 def world() -> tuple:
@@ -86,6 +87,35 @@ def enqueue(model, img_feat_m, txt_feat_m, image_idx):
     model.queue_ptr[0] = (int(model.queue_ptr) + n) % Q
     model.queue_filled[0] = min(Q, int(model.queue_filled) + n)
 
+# %% ../nbs/06_losses.ipynb #a9b8c7d6
+def keyword_swap(input_ids:torch.Tensor, attention_mask:torch.Tensor, keyword_mask:torch.Tensor,
+                 generator:torch.Generator|None=None) -> tuple:
+    """Each caption with one keyword span (a run of `keyword_mask` tokens, tried in random order) replaced by an equally
+    long keyword span of another caption of the batch with other tokens. Returns (ids (B, L), ok (B,) bool): rows
+    without such a span keep their ids and ok False."""
+    B, L = input_ids.shape
+    km, ids = (keyword_mask.bool() & attention_mask.bool()).cpu().tolist(), input_ids.cpu()
+    rows = ids.tolist()
+    spans, by_len = [], {}
+    for b in range(B):
+        s, i = [], 0
+        while i < L:
+            if km[b][i]:
+                j = i
+                while j < L and km[b][j]: j += 1
+                s.append((i, j)); by_len.setdefault(j - i, []).append((b, tuple(rows[b][i:j]))); i = j
+            else: i += 1
+        spans.append(s)
+    out, ok = ids.clone(), torch.zeros(B, dtype=torch.bool)
+    for b in range(B):
+        for k in torch.randperm(len(spans[b]), generator=generator).tolist():
+            i, j = spans[b][k]; mine = tuple(rows[b][i:j])
+            cands = [t for c, t in by_len.get(j - i, []) if c != b and t != mine]
+            if cands:
+                out[b, i:j] = torch.tensor(cands[int(torch.randint(len(cands), (1,), generator=generator))])
+                ok[b] = True; break
+    return out.to(input_ids.device), ok.to(input_ids.device)
+
 # %% ../nbs/06_losses.ipynb #36faf3c4
 @torch.no_grad()
 def hard_negative_indices(sim:torch.Tensor, # (B, G) similarities of local rows to the global batch
@@ -110,8 +140,10 @@ def itm_loss(model, image_embeds, input_ids, attention_mask, image_idx, sim_i2t,
              generator:torch.Generator|None=None, sample:bool=True,
              distinct:bool=False, # never take a negative whose caption is word for word the positive's (it is just as true)
              random:bool=False, # negatives drawn uniformly from the batch, not by similarity
+             swap_mask:torch.Tensor|None=None, # keyword mask (B, L): also a negative per image, its own caption with one keyword swapped (`keyword_swap`)
             ) -> torch.Tensor:
-    "ITM cross-entropy on positives, a hard negative text per image and a hard negative image per text."
+    """ITM cross-entropy on positives, a hard negative text per image and a hard negative image per text (and with
+    `swap_mask`, the image's own caption with one keyword swapped for another caption's)."""
     emb_all = gather_with_grad(image_embeds)
     ids_all, att_all = gather_padded(input_ids, 0), gather_padded(attention_mask, 0)   # ranks pad to different lengths
     L = ids_all.shape[1]
@@ -125,8 +157,11 @@ def itm_loss(model, image_embeds, input_ids, attention_mask, image_idx, sim_i2t,
     emb = torch.cat([image_embeds, emb_all[neg_img], image_embeds])
     ids = torch.cat([input_ids, input_ids, ids_all[neg_txt]])
     att = torch.cat([attention_mask, attention_mask, att_all[neg_txt]])
+    if swap_mask is not None:
+        sw, ok = keyword_swap(input_ids, attention_mask, swap_mask, generator)
+        emb, ids, att = torch.cat([emb, image_embeds[ok]]), torch.cat([ids, sw[ok]]), torch.cat([att, attention_mask[ok]])
     logits = model.itm_logits(emb, ids, att)
-    labels = torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(logits.device)
+    labels = torch.cat([torch.ones(B), torch.zeros(len(ids) - B)]).long().to(logits.device)
     return F.cross_entropy(logits, labels)
 
 # %% ../nbs/06_losses.ipynb #2b9ade42
@@ -168,12 +203,14 @@ class KlipPretrain(nn.Module):
     def __init__(self, model, weights:dict|None=None, seed:int=0,
                  sample_negatives:bool=True, # ITM negatives drawn from softmax(sim) (BLIP), or the hardest (deterministic)
                  distinct_negatives:bool=False, # ITM never takes a negative caption identical to the positive
-                 random_negatives:bool=False): # ITM negatives drawn uniformly from the batch, not by ITC similarity
+                 random_negatives:bool=False, # ITM negatives drawn uniformly from the batch, not by ITC similarity
+                 swap_negatives:bool=False): # also an ITM negative per image: its own caption with one keyword swapped
         super().__init__()
         self.model = model
         self.weights = dict(model.cfg.weights if weights is None else weights)
         self.gen = torch.Generator().manual_seed(seed)
         self.sample_negatives, self.distinct_negatives, self.random_negatives = sample_negatives, distinct_negatives, random_negatives
+        self.swap_negatives = swap_negatives
         self.itc_loss = itc_loss # the contrastive term, replaceable on one instance (to record or vary it)
 
     def forward(self, image, input_ids, attention_mask, keyword_mask, image_idx, alpha:float|None=None) -> KlipLosses:
@@ -193,7 +230,8 @@ class KlipPretrain(nn.Module):
             qs = (m.image_queue, m.text_queue, m.idx_queue) if int(m.queue_filled) else (None, None, None)
             itc, s_i2t, s_t2i = self.itc_loss(img_feat, txt_feat, img_feat_m, txt_feat_m, image_idx, m.temp, *qs, alpha=alpha)
             if w.get("itm", 0): itm = itm_loss(m, img_emb, input_ids, attention_mask, image_idx, s_i2t, s_t2i, self.gen,
-                                               self.sample_negatives, self.distinct_negatives, self.random_negatives)
+                                               self.sample_negatives, self.distinct_negatives, self.random_negatives,
+                                               keyword_mask if self.swap_negatives else None)
             if self.training: enqueue(m, img_feat_m, txt_feat_m, image_idx)
         rec = zero
         if w.get("rec", 0):

@@ -50,7 +50,7 @@ _RULES = dict( # key: (what is expected, check)
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
     sample_negatives=("true or false", lambda v: isinstance(v, bool)),
-    itm_distinct_negatives=("true or false", lambda v: isinstance(v, bool)), itm_random_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
+    itm_distinct_negatives=("true or false", lambda v: isinstance(v, bool)), itm_random_negatives=("true or false", lambda v: isinstance(v, bool)), itm_swap_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
     tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)),
     compile=("true or false", lambda v: isinstance(v, bool)))
 
@@ -110,6 +110,7 @@ class TrainConfig:
     sample_negatives: bool = True # ITM negatives drawn from softmax(sim) (BLIP) or the hardest (deterministic)
     itm_distinct_negatives: bool = False # ITM never takes a negative whose caption is word for word the positive's (template corpora repeat captions)
     itm_random_negatives: bool = True # ITM negatives drawn uniformly from the batch; false: BLIP's, drawn by ITC similarity (with a weak ITC, ITM then stays at its prior; see the README)
+    itm_swap_negatives: bool = False # also an ITM negative per image: its own caption with one keyword swapped for another caption's (clause-level ITM, for SCIO's ITM screening)
     tokenizer_vocab: int = 2000
     seed: int = 0
     bf16: bool = True # autocast to bfloat16 on CUDA
@@ -506,7 +507,8 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], MODES[cfg.mode]
     model = KlipModel(mcfg, tok).to(dev)
     pre = KlipPretrain(model, MODES[cfg.mode], seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
-                       distinct_negatives=cfg.itm_distinct_negatives, random_negatives=cfg.itm_random_negatives).train()
+                       distinct_negatives=cfg.itm_distinct_negatives, random_negatives=cfg.itm_random_negatives,
+                       swap_negatives=cfg.itm_swap_negatives).train()
     if cfg.compile: pre.compile()
     ddp = torch.nn.parallel.DistributedDataParallel(pre, find_unused_parameters=cfg.mode == "clip",
                                                     broadcast_buffers=False) if world > 1 else pre
