@@ -33,7 +33,7 @@ class Encoder:
     def text_embed(self, texts:list) -> torch.Tensor: raise NotImplementedError(f"{self.name} has no text tower")
     def caption(self, images:torch.Tensor, max_len:int=80) -> list: raise NotImplementedError(f"{self.name} has no decoder")
     def match(self, images:torch.Tensor, texts:list) -> torch.Tensor:
-        "p(match) (B,) of image b with text b, from the ITM head."
+        "p(match) (len(texts),) of text j with image j % B, from the ITM head: k texts per image cost one image encoding."
         raise NotImplementedError(f"{self.name} has no image-text matching head")
 
 class KlipEncoder(Encoder):
@@ -79,7 +79,8 @@ class KlipEncoder(Encoder):
     def match(self, images, texts):
         enc = self.tok(list(texts), padding="longest", truncation=True, max_length=self.model.cfg.max_text_len,
                        return_tensors="pt").to(self.device)
-        logits = self.model.itm_logits(self.model.image_embeds(images.to(self.device)), enc["input_ids"], enc["attention_mask"])
+        emb = self.model.image_embeds(images.to(self.device))
+        logits = self.model.itm_logits(emb.repeat(len(texts) // len(emb), 1, 1), enc["input_ids"], enc["attention_mask"])
         return logits.float().softmax(-1)[:, 1].cpu()
 
 class PixelStatsEncoder(Encoder):
@@ -228,8 +229,9 @@ class HFEncoder(Encoder):
     def match(self, images, texts):
         if not self.can_match: return super().match(images, texts)
         enc = self.tok(list(texts), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt").to(self.device)
-        out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=self.pixels(images),
-                         use_itm_head=True)
+        px = self.pixels(images)
+        out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                         pixel_values=px.repeat(len(texts) // len(px), 1, 1, 1), use_itm_head=True)
         return out.itm_score.float().softmax(-1)[:, 1].cpu()
 
     @torch.no_grad()

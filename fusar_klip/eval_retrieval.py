@@ -60,8 +60,8 @@ def task_itm(ctx, others:int=2, # captions of other chips per chip (2: the train
     for s in range(0, len(te), bs):
         b = np.arange(s, min(s + bs, len(te)))
         img = W.images[te[b]]
-        own.append(ctx.encoder.match(img, [caps[j] for j in b]))
-        other.append(torch.stack([ctx.encoder.match(img, [caps[oth[j, k]] for j in b]) for k in range(others)], 1))
+        p = ctx.encoder.match(img, [caps[j] for j in b] + [caps[oth[j, k]] for k in range(others) for j in b])   # one image pass
+        own.append(p[:len(b)]); other.append(p[len(b):].reshape(others, len(b)).T)
     own, other = torch.cat(own).double().numpy(), torch.cat(other).double().numpy()
     eps = 1e-7
     loss = -(np.log(np.clip(own, eps, 1)).sum() + np.log(np.clip(1 - other, eps, 1)).sum()) / (own.size + other.size)

@@ -38,6 +38,8 @@ TASKS = dict(retrieval=task_retrieval, itm=task_itm, captioning=task_captioning,
 
 NEEDS = dict(retrieval="text", itm="match", captioning="caption", scene="text")
 
+_NEED = dict(text=("has_text", "text tower"), caption=("can_caption", "decoder"), match=("can_match", "image-text matching head"))
+
 RESULT_COLUMNS = ["task", "dataset", "split", "protocol", "metric", "value", "n", "model", "seed", "commit", "seconds",
                   "chosen"] # chosen: the probe's features / C / PCA size picked on validation ('' for zero-shot and text tasks)
 
@@ -79,9 +81,8 @@ def evaluate(encoder:Encoder, tasks="all", world:WorldEval|None=None, mstar:Clas
     rows = []
     for t in tqdm(names, desc=f"eval {model or encoder.name}", disable=not progress, leave=False):
         need = NEEDS.get(t)
-        has = dict(text=encoder.has_text, caption=encoder.can_caption, match=getattr(encoder, "can_match", False))
-        if need and not has[need]:
-            ctx.skipped[t] = f"{encoder.name} has no {dict(text='text tower', caption='decoder', match='image-text matching head')[need]}"; continue
+        if need and not getattr(encoder, _NEED[need][0]):
+            ctx.skipped[t] = f"{encoder.name} has no {_NEED[need][1]}"; continue
         if t == "mstar" and mstar is None: ctx.skipped[t] = "no class-folder data (mstar=...)"; continue
         if t == "boxes" and boxes is None: ctx.skipped[t] = "no box data (boxes=...)"; continue
         if t not in ("mstar", "boxes") and world is None: ctx.skipped[t] = "no embedded world (world=...)"; continue

@@ -93,19 +93,12 @@ def keyword_swap(input_ids:torch.Tensor, attention_mask:torch.Tensor, keyword_ma
     """Each caption with one keyword span (a run of `keyword_mask` tokens, tried in random order) replaced by an equally
     long keyword span of another caption of the batch with other tokens. Returns (ids (B, L), ok (B,) bool): rows
     without such a span keep their ids and ok False."""
-    B, L = input_ids.shape
-    km, ids = (keyword_mask.bool() & attention_mask.bool()).cpu().tolist(), input_ids.cpu()
-    rows = ids.tolist()
-    spans, by_len = [], {}
-    for b in range(B):
-        s, i = [], 0
-        while i < L:
-            if km[b][i]:
-                j = i
-                while j < L and km[b][j]: j += 1
-                s.append((i, j)); by_len.setdefault(j - i, []).append((b, tuple(rows[b][i:j]))); i = j
-            else: i += 1
-        spans.append(s)
+    B = input_ids.shape[0]
+    ids = input_ids.cpu(); rows = ids.tolist()
+    edge = torch.diff(F.pad((keyword_mask.bool() & attention_mask.bool()).int().cpu(), (1, 1)))   # +1 where a span starts, -1 past its end
+    spans, by_len = [[] for _ in range(B)], {}
+    for (b, i), (_, j) in zip((edge == 1).nonzero().tolist(), (edge == -1).nonzero().tolist()):
+        spans[b].append((i, j)); by_len.setdefault(j - i, []).append((b, tuple(rows[b][i:j])))
     out, ok = ids.clone(), torch.zeros(B, dtype=torch.bool)
     for b in range(B):
         for k in torch.randperm(len(spans[b]), generator=generator).tolist():

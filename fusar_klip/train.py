@@ -38,6 +38,8 @@ def _is_num(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v,
 def _int(lo:int): return (f"an integer >= {lo}", lambda v: _is_int(v) and v >= lo)
 def _num(what:str, ok): return (f"a finite number {what}", lambda v: _is_num(v) and ok(v))
 
+_BOOL = ("true or false", lambda v: isinstance(v, bool))
+
 _RULES = dict( # key: (what is expected, check)
     data=("a folder path", lambda v: isinstance(v, str) and v != ""), corpus=("a folder path or ''", lambda v: isinstance(v, str)),
     chips=("a folder path or ''", lambda v: isinstance(v, str)), workers=_int(-1),
@@ -49,10 +51,10 @@ _RULES = dict( # key: (what is expected, check)
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
-    sample_negatives=("true or false", lambda v: isinstance(v, bool)),
-    itm_distinct_negatives=("true or false", lambda v: isinstance(v, bool)), itm_random_negatives=("true or false", lambda v: isinstance(v, bool)), itm_swap_negatives=("true or false", lambda v: isinstance(v, bool)), bf16=("true or false", lambda v: isinstance(v, bool)),
-    tensorboard=("true or false", lambda v: isinstance(v, bool)), progress=("true or false", lambda v: isinstance(v, bool)),
-    compile=("true or false", lambda v: isinstance(v, bool)))
+    sample_negatives=_BOOL,
+    itm_distinct_negatives=_BOOL, itm_random_negatives=_BOOL, itm_swap_negatives=_BOOL, bf16=_BOOL,
+    tensorboard=_BOOL, progress=_BOOL,
+    compile=_BOOL)
 
 # %% ../nbs/08_train.ipynb #f6bccbc3
 def scio_recipe(name) -> dict:
