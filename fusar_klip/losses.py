@@ -15,8 +15,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'keyword_swap',
-           'hard_negative_indices', 'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'KlipLosses',
-           'KlipPretrain']
+           'hard_negative_indices', 'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'patch_targets',
+           'random_patch_mask', 'mim_loss', 'KlipLosses', 'KlipPretrain']
 
 # %% ../nbs/06_losses.ipynb #361a868f
 def world() -> tuple:
@@ -181,6 +181,30 @@ def reconstruction_loss(logits:torch.Tensor, labels:torch.Tensor) -> torch.Tenso
     s = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction="sum")
     return s / n
 
+# %% ../nbs/06_losses.ipynb #f0849af7
+def patch_targets(image:torch.Tensor, patch:int, pool:int) -> torch.Tensor:
+    "(B, patches, (patch / pool)^2 x C): each patch's pixels averaged over pool x pool, standardised within the patch."
+    x = F.avg_pool2d(image.float(), pool) if pool > 1 else image.float()
+    k = patch // pool
+    t = F.unfold(x, k, stride=k).transpose(1, 2)                 # (B, patches, C*k*k), patches in row-major order
+    return (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True, unbiased=False) + 1e-6).sqrt()
+
+def random_patch_mask(B:int, n:int, ratio:float, generator:torch.Generator|None=None, device="cpu") -> torch.Tensor:
+    "(B, n) bool with exactly round(ratio * n) (at least 1) True per row, at random places."
+    k = max(1, round(ratio * n))
+    order = torch.rand(B, n, generator=generator).argsort(1)
+    return (order < k).to(device)
+
+def mim_loss(model, image:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:
+    "Masked image modelling: L1 between predicted and true pooled, standardised pixels of the masked patches."
+    from fusar_klip.model import MIM_POOL
+    p = model.cfg.patch_size
+    n = (image.shape[-2] // p) * (image.shape[-1] // p)
+    mask = random_patch_mask(len(image), n, model.cfg.mim_ratio, generator, image.device)
+    pred = model.mim_predict(model.image_embeds(image, patch_mask=mask))
+    tgt = patch_targets(image, p, MIM_POOL)
+    return (pred.float() - tgt).abs().mean(-1)[mask].mean()
+
 # %% ../nbs/06_losses.ipynb #e9cebad7
 class KlipLosses(NamedTuple):
     "Weighted total and each pre-training loss term."
@@ -188,11 +212,12 @@ class KlipLosses(NamedTuple):
     itc: torch.Tensor
     itm: torch.Tensor
     rec: torch.Tensor
+    mim: torch.Tensor # masked image modelling (0 unless weighted)
 
     def items(self) -> dict: return {k: float(v.detach()) for k, v in self._asdict().items()}  # plain floats, for logs
 
 class KlipPretrain(nn.Module):
-    "ITC + ITM + keyword reconstruction on a KlipModel, in one forward."
+    "ITC + ITM + keyword reconstruction (and, weighted, masked image modelling) on a KlipModel, in one forward."
     def __init__(self, model, weights:dict|None=None, seed:int=0,
                  sample_negatives:bool=True, # ITM negatives drawn from softmax(sim) (BLIP), or the hardest (deterministic)
                  distinct_negatives:bool=False, # ITM never takes a negative caption identical to the positive
@@ -232,5 +257,6 @@ class KlipPretrain(nn.Module):
             masked, labels = mask_for_reconstruction(input_ids, attention_mask, keyword_mask, tok.mask_token_id, specials,
                                                      m.cfg.mask_prob, self.gen)
             rec = reconstruction_loss(m.decoder_logits(img_emb, masked, attention_mask), labels)
-        total = w.get("itc", 0) * itc + w.get("itm", 0) * itm + w.get("rec", 0) * rec
-        return KlipLosses(total, itc.detach(), itm.detach(), rec.detach())
+        mim = mim_loss(m, image, self.gen) if w.get("mim", 0) else zero
+        total = w.get("itc", 0) * itc + w.get("itm", 0) * itm + w.get("rec", 0) * rec + w.get("mim", 0) * mim
+        return KlipLosses(total, itc.detach(), itm.detach(), rec.detach(), mim.detach())

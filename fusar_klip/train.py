@@ -47,7 +47,7 @@ _RULES = dict( # key: (what is expected, check)
     mode=(f"one of {', '.join(MODES)}", lambda v: v in MODES),
     steps=_int(1), batch_size=_int(1), grad_accum=_int(1), layers=_int(0), max_len=_int(MIN_MAX_LEN), queue_size=_int(0),
     log_every=_int(1), ckpt_every=_int(1), keep_last=_int(1), tokenizer_vocab=_int(1), seed=_int(0),
-    lr=_num("> 0", lambda v: v > 0), fusion_lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
+    lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
@@ -113,6 +113,7 @@ class TrainConfig:
     itm_distinct_negatives: bool = False # ITM never takes a negative whose caption is word for word the positive's (template corpora repeat captions)
     itm_random_negatives: bool = True # ITM negatives drawn uniformly from the batch; false: BLIP's, drawn by ITC similarity (with a weak ITC, ITM then stays at its prior; see the README)
     itm_swap_negatives: bool = False # also an ITM negative per image: its own caption with one keyword swapped for another caption's (clause-level ITM, for SCIO's ITM screening)
+    mim: float = 0.0 # weight of masked image modelling (SimMIM on the chips: masked patches' pooled dB predicted from the rest); 0: off
     tokenizer_vocab: int = 2000
     seed: int = 0
     bf16: bool = True # autocast to bfloat16 on CUDA
@@ -421,7 +422,7 @@ def micro_world(out, # folder to build in: scenes/, chips/ and the corpus folder
     return w
 
 # %% ../nbs/08_train.ipynb #1d45a181
-LOSS_KEYS = ("total", "itc", "itm", "rec")
+LOSS_KEYS = ("total", "itc", "itm", "rec", "mim")
 
 def phase_records(model, batch:dict, phase:str, tok, scfg, max_len:int, rng, bank=None) -> tuple:
     """(captions, number flagged) for one batch of a SCIO step: as given (phase 'A'), screened ('B': the flagged
@@ -506,9 +507,10 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
     if cfg.queue_size: mcfg.queue_size = cfg.queue_size
     if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
-    mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], MODES[cfg.mode]
+    weights = dict(MODES[cfg.mode], **({"mim": cfg.mim} if cfg.mim else {}))
+    mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], weights
     model = KlipModel(mcfg, tok).to(dev)
-    pre = KlipPretrain(model, MODES[cfg.mode], seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
+    pre = KlipPretrain(model, weights, seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
                        distinct_negatives=cfg.itm_distinct_negatives, random_negatives=cfg.itm_random_negatives,
                        swap_negatives=cfg.itm_swap_negatives).train()
     if cfg.compile: pre.compile()
@@ -687,13 +689,13 @@ def log_metrics(st:TrainState) -> dict|None:
         cfg = st.cfg
         rec = dict(step=st.step, epoch=st.epoch, steps_per_epoch=st.per_epoch, round=st.rnd, phase=st.phase,
                    lr=st.sched.get_last_lr()[0], grad_norm=float(st.gn), flagged=st.flagged,
-                   **{k: float(np.mean([x[k] for x in window])) for k in LOSS_KEYS},
+                   **{k: float(np.mean([x.get(k, 0.0) for x in window])) for k in LOSS_KEYS},   # .get: a window saved before a key existed
                    sec_per_step=(now - st.t_last) / st.timed,
                    samples_per_s=st.timed * cfg.batch_size * st.world * cfg.grad_accum / (now - st.t_last))
         with open(st.run / "metrics.jsonl", "a") as fh: fh.write(json.dumps(rec) + "\n")
         if st.tb is not None:
-            for k in ("total", "itc", "itm", "rec", "lr"): st.tb.add_scalar(f"train/{k}", rec[k], st.step)
-        st.bar.set_postfix(phase=st.phase, **{k: f"{rec[k]:.3f}" for k in LOSS_KEYS})
+            for k in LOSS_KEYS + ("lr",): st.tb.add_scalar(f"train/{k}", rec[k], st.step)
+        st.bar.set_postfix(phase=st.phase, **{k: f"{rec[k]:.3f}" for k in LOSS_KEYS if k != "mim" or cfg.mim})
         _fire(st, "on_log", rec)
     st.window, st.t_last, st.timed = [], now, 0
     return rec
