@@ -15,8 +15,9 @@ from .geo import (SARInputError, check_writable, inspect_raster, read_manifest, 
 from .synth import WORLDS, read_world, synth_world, tiling_inputs
 
 # %% auto #0
-__all__ = ['COMMANDS', 'build_parser', 'cmd_synth', 'cmd_tile', 'cmd_pack', 'preview', 'make_backend', 'cmd_annotate',
-           'cmd_import_captions', 'parse_overrides', 'cmd_train', 'cmd_demo', 'cmd_eval', 'explain', 'main']
+__all__ = ['COMMANDS', 'train_fields_help', 'build_parser', 'cmd_synth', 'cmd_tile', 'cmd_pack', 'preview', 'make_backend',
+           'cmd_annotate', 'cmd_import_captions', 'parse_overrides', 'cmd_train', 'cmd_demo', 'cmd_eval', 'explain',
+           'main']
 
 # %% ../nbs/90_cli.ipynb #1dcc534a
 _FMT = argparse.RawDescriptionHelpFormatter
@@ -58,6 +59,21 @@ def _add_tiling(p):
                    help="skip chips with a smaller fraction of valid (not nodata) pixels; default 0.5")
     p.add_argument("--nonfinite", choices=["error", "nodata"], default="error",
                    help="NaN/inf pixels that are not the nodata value: stop with an error (default) or treat as nodata")
+
+# %% ../nbs/90_cli.ipynb #21538ce4
+def train_fields_help(width:int=100) -> str:
+    "The training config's fields -- name, default and what it does -- for `fusar-klip train --help` (reads `TrainConfig`)."
+    import textwrap
+    from dataclasses import fields, MISSING
+    from fastcore.docments import docments
+    from fusar_klip.train import TrainConfig
+    doc = docments(TrainConfig)
+    out = ["config fields (JSON keys, or --set KEY=VALUE):"]
+    for f in fields(TrainConfig):
+        d = f.default if f.default is not MISSING else f.default_factory()
+        head = f"  {f.name} = {json.dumps(d)}"
+        out += textwrap.wrap(doc.get(f.name) or "", width, initial_indent=head + "  ", subsequent_indent=" " * 6) or [head]
+    return "\n".join(out)
 
 # %% ../nbs/90_cli.ipynb #3b7d074b
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True, help="training config JSON")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (JSON value, e.g. steps=50, mode=\"blip\" or mode=blip); repeatable")
+    _fmt = p.format_help                               # the fields are listed below, read from TrainConfig on --help only
+    p.format_help = lambda: _fmt() + "\n" + train_fields_help() + "\n"
     p = sub.add_parser("demo", formatter_class=_FMT, help="run the main job on the embedded world",
         description="Run the pipeline on the embedded simulated world: simulate the scenes, tile them into chips\n"
                     "with a manifest, caption every chip with HCoT, and draw a preview. Outputs, under OUT:\n"

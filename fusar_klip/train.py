@@ -94,18 +94,18 @@ class TrainConfig:
     corpus: str = "" # corpus folder (default: DATA/hcot)
     chips: str = "" # chip folder, or a packed one from `fusar-klip pack` (default: DATA/chips)
     out: str = "runs/tiny" # run folder: checkpoints, metrics, corpus versions, final model
-    mode: str = "klip" # 'clip', 'blip' or 'klip' (see the table above)
+    mode: str = "klip" # 'clip' (ITC), 'blip' (ITC + ITM + keyword reconstruction) or 'klip' (blip + SCIO rounds)
     model: str = "tiny" # model preset or JSON
     layers: int = 0 # if > 0, override vision and text depth (smoke runs)
     steps: int = 300 # optimiser steps per SCIO round (one round for clip/blip)
     batch_size: int = 16 # per process; the global batch is batch_size x processes x grad_accum
-    grad_accum: int = 1
-    lr: float = 3e-4
+    grad_accum: int = 1 # micro-batches per optimiser step
+    lr: float = 3e-4 # peak AdamW learning rate
     fusion_lr: float = 10.0 # learning-rate multiplier for the cross-attention layers and the ITM head (at 1, ITM stays at its prior; see the README)
-    weight_decay: float = 0.05
+    weight_decay: float = 0.05 # AdamW weight decay, on matrices only
     warmup: float = 0.05 # fraction of all steps
     min_lr: float = 0.1 # final learning rate as a fraction of lr
-    clip_grad: float = 1.0
+    clip_grad: float = 1.0 # gradient-norm clipping (0: none)
     max_len: int = 180 # tokens per caption, [CLS] and [SEP] included; at least MIN_MAX_LEN
     queue_size: int = 0 # override the preset's ITC queue (0 keeps it)
     mask_prob: float = -1.0 # override the preset's extra masking (-1 keeps it)
@@ -114,16 +114,16 @@ class TrainConfig:
     itm_random_negatives: bool = True # ITM negatives drawn uniformly from the batch; false: BLIP's, drawn by ITC similarity (with a weak ITC, ITM then stays at its prior; see the README)
     itm_swap_negatives: bool = False # also an ITM negative per image: its own caption with one keyword swapped for another caption's (clause-level ITM, for SCIO's ITM screening)
     mim: float = 0.0 # weight of masked image modelling (SimMIM on the chips: masked patches' pooled dB predicted from the rest); 0: off
-    tokenizer_vocab: int = 2000
-    seed: int = 0
+    tokenizer_vocab: int = 2000 # word pieces of the tokenizer built from the corpus (model preset tokenizer 'corpus')
+    seed: int = 0 # model init, batch order, masking, ITM negatives and SCIO draws
     bf16: bool = True # autocast to bfloat16 on CUDA
     device: str = "auto" # 'auto', 'cpu', 'cuda' or 'cuda:N'
-    log_every: int = 10
-    ckpt_every: int = 50
-    keep_last: int = 2
+    log_every: int = 10 # steps per metrics.jsonl line
+    ckpt_every: int = 50 # steps per checkpoint (also at the end of every SCIO round)
+    keep_last: int = 2 # checkpoints kept
     scio: dict|str = field(default_factory=dict) # ScioConfig fields (phases, rounds, margins, ...), or a recipe name ('demo') / JSON file
     tensorboard: bool = True # also log to TensorBoard when it is installed
-    progress: bool = True
+    progress: bool = True # a progress bar (rank 0)
     workers: int = -1 # DataLoader worker processes per rank (-1: 0 on CPU, up to 8 on CUDA with pinned memory)
     compile: bool = False # run the pre-training forward through torch.compile (GPU runs; the first steps compile)
 
