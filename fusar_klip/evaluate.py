@@ -45,7 +45,7 @@ RESULT_COLUMNS = ["task", "dataset", "split", "protocol", "metric", "value", "n"
 
 FLOORS = ("random-init", "pixel-stats", "pixels") # the floors every model is compared with (`--floors`)
 
-EVAL_VERSION = 3 # bumped when the protocol changes the numbers (2: probes chosen on validation; 3: the itm task, the tokens features): older cached results are stale
+EVAL_VERSION = 4 # bumped when the protocol changes the numbers (2: probes chosen on validation; 3: the itm task, the tokens features; 4: MSTAR's probe chosen by 3-fold cross-validation): older cached results are stale
 
 def resolve_tasks(tasks) -> list:
     "Task names from 'all', a comma-separated string or a list; unknown names raise with the list of tasks."

@@ -55,3 +55,8 @@ def test_bench_tiling():
 def test_bench_loader():
     out = bench("bench_loader.py", "--batch", 4, "--batches", 2, "--repeats", 1, "--workers", 0, "--step-ms", 100)
     assert "packed shards" in out and "chips/s" in out and "packed / folder" in out and "step's consumption" in out, out
+
+
+def test_bench_mim():
+    out = bench("bench_mim.py", "--layers", 1, "--batch", 2, "--text-len", 16, "--steps", 1, "--warmup", 0)
+    assert "without mim" in out and "with / without mim:" in out, out

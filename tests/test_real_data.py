@@ -48,4 +48,4 @@ def test_mstar_class_folders(shared_data):
     dp = evaluate(PixelsEncoder(), "mstar", mstar=D, progress=False)
     probe = dp[dp.metric == "top1"].iloc[0]
     assert probe.value > max(40, top1 + 15), (probe.value, top1)
-    assert probe.chosen.startswith(("cls pca=", "mean pca=", "both pca=", "tokens pca=")) and "(val " in probe.chosen
+    assert probe.chosen.startswith(("cls pca=", "mean pca=", "both pca=", "tokens pca=")) and "(3-fold val " in probe.chosen
