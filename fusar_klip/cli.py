@@ -67,11 +67,12 @@ def train_fields_help(width:int=100) -> str:
     from dataclasses import fields, MISSING
     from fastcore.docments import docments
     from fusar_klip.train import TrainConfig
-    doc = docments(TrainConfig)
+    try: doc = docments(TrainConfig)               # reads the comments from the source
+    except (OSError, TypeError): doc = {}          # an install without .py sources: names and defaults only
     out = ["config fields (JSON keys, or --set KEY=VALUE):"]
     for f in fields(TrainConfig):
         d = f.default if f.default is not MISSING else f.default_factory()
-        head = f"  {f.name} = {json.dumps(d)}"
+        head = f"  {f.name} = {json.dumps(d, default=str)}"
         out += textwrap.wrap(doc.get(f.name) or "", width, initial_indent=head + "  ", subsequent_indent=" " * 6) or [head]
     return "\n".join(out)
 

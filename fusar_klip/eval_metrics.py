@@ -220,15 +220,17 @@ def val_split(y, frac:float=0.2, seed:int=0, groups=None) -> tuple:
 
 def val_folds(y, k:int, seed:int=0, groups=None) -> list:
     """`k` (fit, val) pairs of row indices whose val parts are disjoint and cover the training split (k-fold cross-
-    validation), seeded: each class's rows dealt round-robin in random order, or with `groups` whole groups so dealt."""
+    validation), seeded: each class's rows dealt round-robin in random order, or with `groups` whole groups so dealt
+    (classes are then not balanced across folds)."""
     y, rng = np.asarray(y), np.random.default_rng(seed)
     fold = np.zeros(len(y), int)
     if groups is not None:
         g = rng.permutation(np.unique(groups)); of = dict(zip(g.tolist(), (np.arange(len(g)) % k).tolist()))
         fold = np.array([of[v] for v in np.asarray(groups).tolist()], int)
     else:
+        at = 0                                                   # dealing goes on across classes: remainders spread over the folds
         for c in np.unique(y):
-            i = rng.permutation(np.nonzero(y == c)[0]); fold[i] = np.arange(len(i)) % k
+            i = rng.permutation(np.nonzero(y == c)[0]); fold[i] = (at + np.arange(len(i))) % k; at += len(i)
     return [(np.nonzero(fold != f)[0], np.nonzero(fold == f)[0]) for f in range(k)]
 
 def _fit_predict(a, y, b, c, counts:bool, seed:int) -> np.ndarray:
@@ -267,7 +269,7 @@ def choose_probe(train:dict, y, test:dict, Cs=PROBE_C, pca_dims=(0,), counts:boo
     val_score = float("nan") if best_s == -np.inf else (-best_s if counts else 100 * best_s)
     p = min(p, len(y) - 1, train[k].shape[1]) if p else 0                      # the components the refit really kept
     return _fit_predict(a, y, b, c, counts, seed), {"features": k, "pca": p, "alpha" if counts else "C": c, "val": val_score,
-                                                    "folds": max(1, folds) if len(splits) else 0}
+                                                    "folds": len(splits) if folds > 1 else int(bool(splits))}   # the folds really scored
 
 def chosen_text(ch:dict, val:bool=True) -> str:
     "A choice as the results table records it: 'cls C=0.1 (val 83.2)', 'both pca=256 C=0.01 (3-fold val 80.1)', 'mean alpha=10 (val MAE 0.41)'."

@@ -65,7 +65,7 @@ class KlipConfig:
     def __post_init__(self):
         if self.attn not in ATTN_IMPLS: raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLS)}, got {self.attn!r}")
         if not 0 < self.mim_ratio < 1: raise ValueError(f"mim_ratio must be in (0, 1), got {self.mim_ratio!r}")
-        if not (isinstance(self.mim_pool, int) and self.mim_pool >= 1 and self.patch_size % self.mim_pool == 0):
+        if self.weights.get("mim") and not (isinstance(self.mim_pool, int) and self.mim_pool >= 1 and self.patch_size % self.mim_pool == 0):
             raise ValueError(f"mim_pool must be a whole divisor of the patch size {self.patch_size}, got {self.mim_pool!r}")
 
     @classmethod
@@ -87,7 +87,11 @@ class KlipConfig:
         try: return cls.from_dict(json.loads(p.read_text()))
         except (json.JSONDecodeError, ValueError, TypeError) as err: raise SARInputError(p, "bad model config", str(err)) from None
 
-    def to_dict(self) -> dict: return dict(model_type="fusar-klip", **asdict(self))
+    def to_dict(self) -> dict:
+        "The config as saved in config.json; the masked-image-modelling settings only when the model trains with it."
+        d = asdict(self)
+        if not self.weights.get("mim"): d = {k: v for k, v in d.items() if not k.startswith("mim_")}   # older kits can read it
+        return dict(model_type="fusar-klip", **d)
 
 # %% ../nbs/05_model.ipynb #671406aa
 def fold_patch_embedding(w:torch.Tensor, channels:int) -> torch.Tensor:
@@ -251,12 +255,17 @@ class KlipModel(nn.Module):
         interp = (h, w) != (self.cfg.image_size,) * 2
         if patch_mask is None: return vm(pixel_values=image, interpolate_pos_encoding=interp).last_hidden_state
         if not hasattr(self, "mim_token"): raise ValueError("this model has no [MASK] patch: build it with a 'mim' loss weight")
+        n = (h // self.cfg.patch_size) * (w // self.cfg.patch_size)
+        if patch_mask.dtype != torch.bool or tuple(patch_mask.shape) != (len(image), n):
+            raise ValueError(f"patch_mask must be a bool tensor of shape ({len(image)}, {n}) for these images; "
+                             f"got {patch_mask.dtype} {tuple(patch_mask.shape)}")
         e = vm.embeddings                                            # BlipVisionEmbeddings.forward, with masked patches swapped
-        x = e.patch_embedding(image.to(e.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
-        x = torch.where(patch_mask[..., None], self.mim_token.to(x.dtype), x)
-        x = torch.cat([e.class_embedding.expand(len(x), 1, -1).to(x.dtype), x], 1)
+        dt = e.patch_embedding.weight.dtype                          # as transformers does: the residual stream in the weights' dtype
+        x = e.patch_embedding(image.to(dt)).flatten(2).transpose(1, 2)
+        x = torch.where(patch_mask[..., None], self.mim_token.to(dt), x)
+        x = torch.cat([e.class_embedding.expand(len(x), 1, -1).to(dt), x], 1)
         pos = e.interpolate_pos_encoding(x, h, w) if interp else e.position_embedding
-        x = x + pos[:, :x.shape[1]].to(x.dtype)
+        x = x + pos[:, :x.shape[1]].to(dt)
         return vm.post_layernorm(vm.encoder(inputs_embeds=x).last_hidden_state)
 
     def mim_predict(self, embeds:torch.Tensor) -> torch.Tensor:

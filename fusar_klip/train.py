@@ -369,17 +369,23 @@ _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a co
 def _comparable(d:dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in d.items() if k not in _NOT_BINDING}, default=str))
 
+_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0) # what a run saved before a field existed trained with
+
 def check_run_config(run, cfg:TrainConfig):
-    "Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config."
+    """Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config.
+    A field the saved config lacks (the run predates it) counts as what the run did then (`_BEFORE`)."""
     old, resumable = Path(run) / "config.json", (Path(run) / "checkpoints" / "latest.json").exists()
     if not (old.exists() and resumable): return
     try: prev = json.loads(old.read_text())
     except (OSError, json.JSONDecodeError) as err: raise SARInputError(old, "unreadable run config", str(err)) from None
+    if not isinstance(prev, dict): raise SARInputError(old, "unreadable run config", "expected a JSON object")
+    prev = {**_BEFORE, **prev}
     if _comparable(prev) != _comparable(cfg.to_dict()):
         diff = sorted(k for k in set(prev) | set(cfg.to_dict()) if k not in _NOT_BINDING and
                       _comparable({k: prev.get(k)}) != _comparable({k: cfg.to_dict().get(k)}))
+        sets = " ".join(f"--set {k}={json.dumps(prev[k], default=str)}" for k in diff if k in prev and k != "scio")
         raise SARInputError(old, f"this run folder holds a run with another config (differs in {', '.join(diff)})",
-                            "use another --out, or the same config to resume")
+                            "use another --out, or resume with the run's own settings" + (f" ({sets})" if sets else ""))
 
 def _on_rank0(rank:int, fn):
     "Run `fn` on rank 0 only and raise its error on every rank, so that no rank waits at a barrier for a rank 0 that stopped."
@@ -798,7 +804,8 @@ def plot_run(run_dir, png=None, title:str|None=None):
     sc = pd.read_json(run / "scio.jsonl", lines=True) if (run / "scio.jsonl").exists() else None
     ncols = 2 if sc is None else 4
     fig, axs = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.3))
-    for k in ("itc", "itm", "rec"): axs[0].plot(h.step, h[k], label=k)
+    for k in ("itc", "itm", "rec", "mim"):
+        if k in h and (k != "mim" or h[k].any()): axs[0].plot(h.step, h[k], label=k)   # mim: when trained with it
     new_epochs = []
     if "steps_per_epoch" in h:                                            # epoch k starts after step k x steps_per_epoch
         spe = int(h.steps_per_epoch.iloc[0])
