@@ -60,3 +60,26 @@ def test_bench_loader():
 def test_bench_mim():
     out = bench("bench_mim.py", "--layers", 1, "--batch", 2, "--text-len", 16, "--steps", 1, "--warmup", 0)
     assert "without mim" in out and "with / without mim:" in out, out
+
+
+def test_final_norm_probe(tmp_path):
+    "The LayerNorm diagnostic on a toy class-folder set and an untrained tiny model: both columns for both models."
+    import numpy as np
+    from PIL import Image
+    from fusar_klip.data import load_tokenizer
+    from fusar_klip.model import KlipConfig, KlipModel
+    g = np.random.default_rng(0)
+    for s in ("train", "test"):
+        for k, c in enumerate("AB"):
+            (tmp_path / "cf" / s / c).mkdir(parents=True)
+            for i in range(6):
+                a = g.gamma(4, 10, (128, 128)); a[20:40 + 20 * k, 50:80] = 250
+                Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(tmp_path / "cf" / s / c / f"{i}.png")
+    tok = load_tokenizer("corpus", ["a small corpus of words for the tokenizer"] * 3, 50)
+    KlipModel(KlipConfig(vision_layers=1, text_layers=1, queue_size=16), tok).save_pretrained(tmp_path / "m")
+    out = bench("final_norm_probe.py", "--data", tmp_path / "cf", "--checkpoint", tmp_path / "m", "--random-init",
+                "--pca", 4, "--json", tmp_path / "r.json")
+    import json
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r) == {"m", "random-init"} and all(set(v) == {"after", "before"} for v in r.values()), r
+    assert "after final norm" in out and all(0 <= x <= 100 for v in r.values() for x in v.values()), out
