@@ -26,22 +26,19 @@ def main():
     ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
     if min(a.batch, a.text_len, a.steps) < 1 or a.warmup < 0 or a.layers < 0: ap.error("sizes must be positive")
-    from fusar_klip.data import load_tokenizer
     from fusar_klip.losses import KlipPretrain
     from fusar_klip.model import KlipConfig, KlipModel
+    from bench_model import synthetic_batch, synthetic_tokenizer     # the same made-up batch as bench_model.py
     dev = torch.device(a.device)
-    words = [f"w{i}" for i in range(700)]
-    tok = load_tokenizer("corpus", [" ".join(words[i:i + 50]) for i in range(0, len(words), 5)] * 2, 710)
+    tok = synthetic_tokenizer(740)
     cfg = KlipConfig.load(a.config)
     if a.layers: cfg.vision_layers = cfg.text_layers = a.layers
     cfg.max_text_len = max(cfg.max_text_len, a.text_len)
     cfg.weights = dict(cfg.weights, mim=1.0)
     torch.manual_seed(0)
     model = KlipModel(cfg, tok).to(dev)                                  # one model; the variants differ in the weights
-    B, L, V = a.batch, a.text_len, len(tok)
-    img = torch.randn(B, cfg.in_channels, cfg.image_size, cfg.image_size, device=dev)
-    ids = torch.randint(10, V, (B, L), device=dev); ids[:, 0] = tok.cls_token_id; ids[:, -1] = tok.sep_token_id
-    att, kw, idx = torch.ones_like(ids), torch.rand(B, L, device=dev) < 0.15, torch.arange(B, device=dev)
+    B, L = a.batch, a.text_len
+    img, ids, att, kw, idx = synthetic_batch(cfg, tok, B, L, dev)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     base = {k: v for k, v in cfg.weights.items() if k != "mim"}
     variants = {"without mim": KlipPretrain(model, base).train(), "with mim": KlipPretrain(model, cfg.weights).train()}

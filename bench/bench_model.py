@@ -29,6 +29,20 @@ def sync(dev):
     if dev.type == "cuda": torch.cuda.synchronize()
 
 
+def synthetic_tokenizer(vocab:int):
+    "A corpus tokenizer of `vocab` made-up words (w0, w1, ...): the benchmarks time shapes, not language."
+    from fusar_klip.data import load_tokenizer
+    words = [f"w{i}" for i in range(vocab)]
+    return load_tokenizer("corpus", [" ".join(words[i:i + 50]) for i in range(0, len(words), 5)] * 2, vocab + 10)
+
+
+def synthetic_batch(cfg, tok, B:int, L:int, dev):
+    "One random pre-training batch for `cfg`: (images, input ids, attention mask, keyword mask, chip index)."
+    img = torch.randn(B, cfg.in_channels, cfg.image_size, cfg.image_size, device=dev)
+    ids = torch.randint(10, len(tok), (B, L), device=dev); ids[:, 0] = tok.cls_token_id; ids[:, -1] = tok.sep_token_id
+    return img, ids, torch.ones_like(ids), torch.rand(B, L, device=dev) < 0.15, torch.arange(B, device=dev)
+
+
 def matmul_peak(dev, dtype, n=None, reps=10):
     "Dense-matmul FLOP/s: the median of `reps` (n, n) @ (n, n) products (n: 8192 on CUDA, 1024 elsewhere)."
     n = n or (8192 if dev.type == "cuda" else 1024)
@@ -104,7 +118,6 @@ def main():
     ap.add_argument("--peak-n", type=int, default=None, help="matmul size for the peak (default 8192 on CUDA, 1024 else)")
     ap.add_argument("--no-anchor", action="store_true"); ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    from fusar_klip.data import load_tokenizer
     from fusar_klip.losses import KlipPretrain
     from fusar_klip.model import ATTN_IMPLS, KlipConfig, KlipModel, set_attention
     attns = [x.strip() for x in a.attn.split(",") if x.strip()]
@@ -113,18 +126,13 @@ def main():
     torch.manual_seed(0)
     dev = torch.device(a.device)
     dtype = torch.bfloat16 if a.bf16 else torch.float32
-    words = [f"w{i}" for i in range(a.vocab)]
-    tok = load_tokenizer("corpus", [" ".join(words[i:i + 50]) for i in range(0, len(words), 5)] * 2, a.vocab + 10)
+    tok = synthetic_tokenizer(a.vocab)
     cfg = KlipConfig.load(a.config); cfg.max_text_len = max(cfg.max_text_len, a.text_len)
     model = KlipModel(cfg, tok).to(dev)
     pre = KlipPretrain(model).train()
     V = len(tok)
     B, L = a.batch, a.text_len
-    img = torch.randn(B, cfg.in_channels, cfg.image_size, cfg.image_size, device=dev)
-    ids = torch.randint(10, V, (B, L), device=dev); ids[:, 0] = tok.cls_token_id; ids[:, -1] = tok.sep_token_id
-    att = torch.ones_like(ids)
-    kw = torch.rand(B, L, device=dev) < 0.15
-    idx = torch.arange(B, device=dev)
+    img, ids, att, kw, idx = synthetic_batch(cfg, tok, B, L, dev)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.queue_filled.fill_(cfg.queue_size)                     # full queues, as in steady state
 

@@ -38,11 +38,12 @@ def main():
     if not a.checkpoint: ap.error("give at least one --checkpoint")
     import fusar_klip.evaluate as ev
     from fusar_klip.eval_metrics import _prep, accuracy, linear_probe
-    D = ev.load_class_folders(a.data, a.data.name, max_per_class=a.max_per_class)
-    encs = {}
-    for c in a.checkpoint:
-        e = ev.KlipEncoder.load(c / "model" if (c / "model").is_dir() else c)
-        encs[c.name if c.name != "model" else c.parent.name] = e.model
+    from fusar_klip.core import SARInputError
+    try:                                                       # bad input: one line and exit 2, as the kit's commands do
+        D = ev.load_class_folders(a.data, a.data.name, max_per_class=a.max_per_class)
+        encs = {(c.name if c.name != "model" else c.parent.name):
+                ev.KlipEncoder.load(c / "model" if (c / "model").is_dir() else c).model for c in a.checkpoint}
+    except SARInputError as err: ap.error(str(err))
     if a.random_init: encs["random-init"] = ev.KlipEncoder.random_init(next(iter(encs.values())), 0).model
     res = {}
     print(f"{D.name}: {len(D.labels['train'])} train / {len(D.labels['test'])} test images; probe: tokens, "

@@ -64,10 +64,11 @@ class ScioConfig:
         self.candidates = ",".join(s.strip() for s in self.candidates.split(","))
         if not isinstance(self.skip_fields, str): self.skip_fields = ",".join(self.skip_fields)
         self.skip_fields = ",".join(s.strip() for s in self.skip_fields.split(",") if s.strip())
-        from fusar_klip.real_chips import REAL_FIELD
-        if bad := sorted(self.skip - set(FIELD) - set(REAL_FIELD)):     # a typo would silently screen everything
-            raise ValueError(f"SCIO skip_fields has unknown field(s) {', '.join(map(repr, bad))}; "
-                             f"fields are {', '.join(dict.fromkeys([*FIELD, *REAL_FIELD]))}")
+        if self.skip_fields:                                  # a typo would silently screen everything
+            from fusar_klip.real_chips import REAL_FIELD      # (imported only then: most configs skip nothing)
+            if bad := sorted(self.skip - set(FIELD) - set(REAL_FIELD)):
+                raise ValueError(f"SCIO skip_fields has unknown field(s) {', '.join(map(repr, bad))}; "
+                                 f"fields are {', '.join(dict.fromkeys([*FIELD, *REAL_FIELD]))}")
         src = self.sources
         if not set(src) <= set(SOURCES) or len(set(src)) != len(src):
             raise ValueError(f"SCIO candidates must be distinct sources from {', '.join(SOURCES)} (comma-separated); got {self.candidates!r}")

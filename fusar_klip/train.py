@@ -379,10 +379,9 @@ def check_run_config(run, cfg:TrainConfig):
     try: prev = json.loads(old.read_text())
     except (OSError, json.JSONDecodeError) as err: raise SARInputError(old, "unreadable run config", str(err)) from None
     if not isinstance(prev, dict): raise SARInputError(old, "unreadable run config", "expected a JSON object")
-    prev = {**_BEFORE, **prev}
-    if _comparable(prev) != _comparable(cfg.to_dict()):
-        diff = sorted(k for k in set(prev) | set(cfg.to_dict()) if k not in _NOT_BINDING and
-                      _comparable({k: prev.get(k)}) != _comparable({k: cfg.to_dict().get(k)}))
+    prev, now = _comparable({**_BEFORE, **prev}), _comparable(cfg.to_dict())
+    if prev != now:
+        diff = sorted(k for k in set(prev) | set(now) if prev.get(k) != now.get(k))
         sets = " ".join(f"--set {k}={json.dumps(prev[k], default=str)}" for k in diff if k in prev and k != "scio")
         raise SARInputError(old, f"this run folder holds a run with another config (differs in {', '.join(diff)})",
                             "use another --out, or resume with the run's own settings" + (f" ({sets})" if sets else ""))
