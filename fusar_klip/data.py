@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .core import SARInputError, check_exists
 from .geo import read_manifest
@@ -21,7 +22,8 @@ log = logging.getLogger("fusar_klip.data")
 
 # %% auto #0
 __all__ = ['log', 'SPECIALS', 'PACK_VERSION', 'minilm_dir', 'train_tokenizer', 'load_tokenizer', 'TokenStats', 'encode_captions',
-           'read_chip', 'sar_stats', 'read_pack_meta', 'ChipReader', 'ChipCaptionDataset', 'Collate', 'pack_chips']
+           'read_chip', 'sar_stats', 'read_pack_meta', 'ChipReader', 'ChipCaptionDataset', 'Collate', 'sar_augment',
+           'pack_chips']
 
 # %% ../nbs/04_data.ipynb #1ef2aa89
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ENC]", "[DEC]"]
@@ -262,6 +264,33 @@ class Collate:
                    image_idx=torch.tensor([it["image_idx"] for it in items]),
                    chip_id=[it["chip_id"] for it in items], records=[it["record"] for it in items])
         return out
+
+# %% ../nbs/04_data.ipynb #5a1c0e02
+def sar_augment(image:torch.Tensor, # (B, C, H, W) chips in standardised dB
+                generator:torch.Generator|None=None, # CPU generator for every draw (reproducible views)
+                rotate:float=10.0, # largest rotation, degrees either way
+                zoom:float=0.2, # scale drawn in [1 - zoom, 1 + zoom]
+                shift:float=0.15, # largest shift, as a share of the chip's half-size
+                flip:bool=True, # mirror half the chips along the azimuth axis (columns)
+                gain:float=0.2, # multiply by a factor in [1 - gain, 1 + gain] (standardised dB)
+                offset:float=0.3, # add an offset in [-offset, offset] (standardised dB)
+                noise:float=0.2, # add Gaussian noise of this std (standardised dB)
+               ) -> torch.Tensor:
+    "A random view of each chip: rotation, zoom, shift and mirror (reflected at the borders), then gain, offset and noise in dB."
+    if image.ndim != 4: raise ValueError(f"expected chips (B, C, H, W), got shape {tuple(image.shape)}")
+    B, dev = len(image), image.device
+    u = lambda *s: torch.rand(*s, generator=generator) * 2 - 1                    # uniform in [-1, 1]
+    ang, s = u(B) * math.radians(rotate), 1 / (1 + u(B) * zoom)
+    t, m = u(B, 2) * shift, torch.where(u(B) < 0, -1.0, 1.0) if flip else torch.ones(B)
+    A = torch.zeros(B, 2, 3)
+    A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1] = s * ang.cos() * m, -s * ang.sin(), s * ang.sin() * m, s * ang.cos()
+    A[:, :, 2] = t
+    x = image.float()
+    x = F.grid_sample(x, F.affine_grid(A.to(dev), list(x.shape), align_corners=False), padding_mode="reflection",
+                      align_corners=False)
+    x = x * (1 + u(B, 1, 1, 1) * gain).to(dev) + (u(B, 1, 1, 1) * offset).to(dev)
+    if noise: x = x + noise * torch.randn(x.shape, generator=generator).to(dev)
+    return x.to(image.dtype)
 
 # %% ../nbs/04_data.ipynb #818b3544
 PACK_VERSION = 1

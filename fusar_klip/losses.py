@@ -16,7 +16,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'keyword_swap',
            'hard_negative_indices', 'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'patch_targets',
-           'random_patch_mask', 'mim_loss', 'KlipLosses', 'KlipPretrain']
+           'random_patch_mask', 'mim_loss', 'nt_xent', 'simclr_loss', 'KlipLosses', 'KlipPretrain']
 
 # %% ../nbs/06_losses.ipynb #361a868f
 def world() -> tuple:
@@ -205,6 +205,29 @@ def mim_loss(model, image:torch.Tensor, generator:torch.Generator|None=None) -> 
     tgt = patch_targets(image, p, model.cfg.mim_pool, model.cfg.mim_norm)
     return (pred.float() - tgt).abs().mean(-1)[mask].mean()
 
+# %% ../nbs/06_losses.ipynb #3e5a0c02
+def nt_xent(z1:torch.Tensor, # (B, d) normalised features of the first views
+            z2:torch.Tensor, # (B, d) ... of the second views, row for row
+            image_idx:torch.Tensor, # (B,) chip index of each row; other rows of the same chip are not negatives
+            temp:float) -> torch.Tensor:
+    "SimCLR's NT-Xent: each view against its partner, every other view on every rank a negative (gradients flow to all)."
+    B, (rank, _) = len(z1), world()
+    z, ids = torch.cat([z1, z2]), torch.cat([image_idx, image_idx]).to(z1.device)
+    Z, I = gather_with_grad(z), gather_no_grad(ids)
+    rows = torch.arange(2 * B, device=z.device)
+    partner = (rows + B) % (2 * B) + rank * 2 * B                 # where each row's other view sits in the gathered views
+    same = ids[:, None] == I[None]                                # itself, its partner, other captions of the same chip
+    same[rows, partner] = False
+    logits = (z @ Z.T / temp).masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, partner)
+
+def simclr_loss(model, image:torch.Tensor, image_idx:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:
+    "Image-only contrastive loss: two `sar_augment` views of each chip, through the vision encoder in one batch."
+    from fusar_klip.data import sar_augment
+    views = sar_augment(torch.cat([image, image]), generator)
+    z = model.simclr_features(model.image_embeds(views))
+    return nt_xent(z[:len(image)], z[len(image):], image_idx, model.cfg.simclr_temp)
+
 # %% ../nbs/06_losses.ipynb #e9cebad7
 class KlipLosses(NamedTuple):
     "Weighted total and each pre-training loss term."
@@ -213,11 +236,12 @@ class KlipLosses(NamedTuple):
     itm: torch.Tensor
     rec: torch.Tensor
     mim: torch.Tensor # masked image modelling (0 unless weighted)
+    simclr: torch.Tensor # image-only contrastive (0 unless weighted)
 
     def items(self) -> dict: return {k: float(v.detach()) for k, v in self._asdict().items()}  # plain floats, for logs
 
 class KlipPretrain(nn.Module):
-    "ITC + ITM + keyword reconstruction (and, weighted, masked image modelling) on a KlipModel, in one forward."
+    "ITC + ITM + keyword reconstruction (and, weighted, masked image modelling and image-only contrastive) on a KlipModel, in one forward."
     def __init__(self, model, weights:dict|None=None, seed:int=0,
                  sample_negatives:bool=True, # ITM negatives drawn from softmax(sim) (BLIP), or the hardest (deterministic)
                  distinct_negatives:bool=False, # ITM never takes a negative caption identical to the positive
@@ -235,8 +259,9 @@ class KlipPretrain(nn.Module):
         m, w, tok = self.model, self.weights, self.model.tokenizer
         alpha = m.cfg.alpha if alpha is None else alpha
         with torch.no_grad(): m.temp.clamp_(0.001, 0.5)
-        img_emb = m.image_embeds(image)
-        zero = img_emb.sum() * 0.0
+        text = any(w.get(k, 0) for k in ("itc", "itm", "rec"))
+        img_emb = m.image_embeds(image) if text else None              # image-only training never encodes the plain chip
+        zero = image.new_zeros((), dtype=torch.float32)
         itc = itm = zero
         if w.get("itc", 0) or w.get("itm", 0):
             img_feat = m.image_features(img_emb)
@@ -258,5 +283,6 @@ class KlipPretrain(nn.Module):
                                                      m.cfg.mask_prob, self.gen)
             rec = reconstruction_loss(m.decoder_logits(img_emb, masked, attention_mask), labels)
         mim = mim_loss(m, image, self.gen) if w.get("mim", 0) else zero
-        total = w.get("itc", 0) * itc + w.get("itm", 0) * itm + w.get("rec", 0) * rec + w.get("mim", 0) * mim
-        return KlipLosses(total, itc.detach(), itm.detach(), rec.detach(), mim.detach())
+        simclr = simclr_loss(m, image, image_idx, self.gen) if w.get("simclr", 0) else zero
+        total = w.get("itc", 0) * itc + w.get("itm", 0) * itm + w.get("rec", 0) * rec + w.get("mim", 0) * mim + w.get("simclr", 0) * simclr
+        return KlipLosses(total, itc.detach(), itm.detach(), rec.detach(), mim.detach(), simclr.detach())

@@ -58,7 +58,9 @@ class KlipConfig:
     mim_ratio: float = 0.6 # share of patches masked for masked image modelling (with a `mim` weight)
     mim_pool: int = 2 # masked image modelling predicts a masked patch's dB pixels averaged over mim_pool x mim_pool (speckle is not predictable)
     mim_norm: bool = True # ... standardised within each patch (MAE's normalised pixels), or as the model sees them (standardised dB)
-    weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0)) # itc, itm, rec and optionally mim (masked image modelling)
+    simclr_dim: int = 128 # image-only contrastive term (with a `simclr` weight): size of its projection
+    simclr_temp: float = 0.2 # ... and its temperature
+    weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0)) # itc, itm, rec and optionally mim (masked image modelling), simclr (image-only contrastive)
     sar_mean: list = field(default_factory=lambda: [-10.0]) # dB statistics the model was trained with
     sar_std: list = field(default_factory=lambda: [5.0])
 
@@ -67,6 +69,9 @@ class KlipConfig:
         if not 0 < self.mim_ratio < 1: raise ValueError(f"mim_ratio must be in (0, 1), got {self.mim_ratio!r}")
         if self.weights.get("mim") and not (isinstance(self.mim_pool, int) and self.mim_pool >= 1 and self.patch_size % self.mim_pool == 0):
             raise ValueError(f"mim_pool must be a whole divisor of the patch size {self.patch_size}, got {self.mim_pool!r}")
+        if self.weights.get("simclr"):
+            if not (isinstance(self.simclr_dim, int) and not isinstance(self.simclr_dim, bool) and self.simclr_dim >= 1): raise ValueError(f"simclr_dim must be a positive integer, got {self.simclr_dim!r}")
+            if not (isinstance(self.simclr_temp, (int, float)) and 0 < self.simclr_temp <= 10): raise ValueError(f"simclr_temp must be in (0, 10], got {self.simclr_temp!r}")
 
     @classmethod
     def from_dict(cls, d:dict) -> "KlipConfig":
@@ -88,9 +93,10 @@ class KlipConfig:
         except (json.JSONDecodeError, ValueError, TypeError) as err: raise SARInputError(p, "bad model config", str(err)) from None
 
     def to_dict(self) -> dict:
-        "The config as saved in config.json; the masked-image-modelling settings only when the model trains with it."
+        "The config as saved in config.json; the image-only terms' settings only when the model trains with them."
         d = asdict(self)
-        if not self.weights.get("mim"): d = {k: v for k, v in d.items() if not k.startswith("mim_")}   # older kits can read it
+        for term in ("mim", "simclr"):   # older kits can read it
+            if not self.weights.get(term): d = {k: v for k, v in d.items() if not k.startswith(term + "_")}
         return dict(model_type="fusar-klip", **d)
 
 # %% ../nbs/05_model.ipynb #671406aa
@@ -226,6 +232,9 @@ class KlipModel(nn.Module):
         if cfg.weights.get("mim", 0):   # masked image modelling: a learnt [MASK] patch and a linear head to pooled pixels
             self.mim_token = nn.Parameter(torch.zeros(1, 1, cfg.vision_width)); nn.init.trunc_normal_(self.mim_token, std=0.02)
             self.mim_head = nn.Linear(cfg.vision_width, (cfg.patch_size // cfg.mim_pool) ** 2 * cfg.in_channels)
+        if cfg.weights.get("simclr", 0):   # image-only contrastive: SimCLR's projection head on the [CLS] token
+            self.simclr_head = nn.Sequential(nn.Linear(cfg.vision_width, 4 * cfg.simclr_dim), nn.GELU(),
+                                             nn.Linear(4 * cfg.simclr_dim, cfg.simclr_dim))
         if cfg.text_init == "minilm": self.init_text_from_minilm()
         set_attention(self, cfg.attn)
 
@@ -271,6 +280,10 @@ class KlipModel(nn.Module):
     def mim_predict(self, embeds:torch.Tensor) -> torch.Tensor:
         "Pooled pixels of every patch (B, patches, (patch_size / mim_pool)^2 x channels) predicted from its token."
         return self.mim_head(embeds[:, 1:])
+
+    def simclr_features(self, embeds:torch.Tensor) -> torch.Tensor:
+        "Normalised features (B, simclr_dim) of the image-only contrastive term, from the [CLS] token."
+        return F.normalize(self.simclr_head(embeds[:, 0]).float(), dim=-1)
 
     def image_features(self, embeds:torch.Tensor, momentum:bool=False) -> torch.Tensor:
         "Normalised joint-space features from image tokens."

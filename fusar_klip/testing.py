@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from . import losses as L
 
 # %% auto #0
-__all__ = ['check_itc_distributed', 'HookCounter', 'host_syncs', 'syncs_from', 'OracleScorer', 'OracleDecoder']
+__all__ = ['check_itc_distributed', 'check_simclr_distributed', 'HookCounter', 'host_syncs', 'syncs_from', 'OracleScorer',
+           'OracleDecoder']
 
 # %% ../nbs/95_testing.ipynb #9ea85f67
 def _itc_problem(seed:int=0, B:int=8, D:int=16):
@@ -61,15 +62,14 @@ def _itc_worker(rank:int, world_size:int, port:int, gather:bool, out):
         if rank == 0: out.put((float(loss), gi.numpy(), gt.numpy()))   # by value: this process exits next
     finally: dist.destroy_process_group()
 
-def check_itc_distributed(world_size:int=2, gather:bool=True) -> dict:
-    "Max |difference| of ITC loss and gradients between `world_size` gloo processes and one process on the whole batch."
+def _spawn_collect(target, world_size:int, *args):
+    "Run `target(rank, world_size, port, *args, out)` in `world_size` spawned processes; what rank 0 puts in `out`."
     import queue, socket, time
     import torch.multiprocessing as mp
-    ref = _itc_grads(*_itc_problem())
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_itc_worker, args=(r, world_size, port, gather, out)) for r in range(world_size)]
+    procs = [ctx.Process(target=target, args=(r, world_size, port, *args, out)) for r in range(world_size)]
     for p in procs: p.start()
     got, t0 = None, time.time()
     while got is None:
@@ -79,8 +79,48 @@ def check_itc_distributed(world_size:int=2, gather:bool=True) -> dict:
                 for p in procs: p.kill()
                 raise RuntimeError(f"a distributed worker failed (exit codes {[p.exitcode for p in procs]})") from None
     for p in procs: p.join(60)
+    return got
+
+def check_itc_distributed(world_size:int=2, gather:bool=True) -> dict:
+    "Max |difference| of ITC loss and gradients between `world_size` gloo processes and one process on the whole batch."
+    ref = _itc_grads(*_itc_problem())
+    got = _spawn_collect(_itc_worker, world_size, gather)
     return dict(loss=abs(got[0] - float(ref[0])), grad_img=float((torch.from_numpy(got[1]) - ref[1]).abs().max()),
                 grad_txt=float((torch.from_numpy(got[2]) - ref[2]).abs().max()), grad_scale=float(ref[1].abs().max()))
+
+# %% ../nbs/95_testing.ipynb #7c2d9e02
+def _simclr_problem(seed:int=0, B:int=8, D:int=16):
+    "A fixed NT-Xent problem: two noisy views of 8 rows (chip 0 twice) and a linear projection."
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, 24, generator=g)
+    return x, x + 0.3 * torch.randn(B, 24, generator=g), torch.randn(24, D, generator=g), torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])[:B]
+
+def _simclr_grads(x1, x2, w, idx):
+    "NT-Xent loss and the projection's gradient."
+    w = w.clone().requires_grad_()
+    loss = L.nt_xent(F.normalize(x1 @ w, dim=1), F.normalize(x2 @ w, dim=1), idx, 0.2)
+    loss.backward()
+    return loss.detach(), w.grad
+
+def _simclr_worker(rank:int, world_size:int, port:int, out):
+    "One spawned rank: its slice of the rows, gradients averaged as DDP does; rank 0 sends the result back."
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        x1, x2, w, idx = _simclr_problem()
+        n = len(x1) // world_size
+        sl = slice(rank * n, (rank + 1) * n)
+        loss, g = _simclr_grads(x1[sl], x2[sl], w, idx[sl])
+        dist.all_reduce(g); g /= world_size; dist.all_reduce(loss); loss /= world_size
+        if rank == 0: out.put((float(loss), g.numpy()))
+    finally: dist.destroy_process_group()
+
+def check_simclr_distributed(world_size:int=2) -> dict:
+    "Max |difference| of the NT-Xent loss and gradient between `world_size` gloo processes and one process."
+    ref = _simclr_grads(*_simclr_problem())
+    got = _spawn_collect(_simclr_worker, world_size)
+    return dict(loss=abs(got[0] - float(ref[0])), grad=float((torch.from_numpy(got[1]) - ref[1]).abs().max()),
+                grad_scale=float(ref[1].abs().max()))
 
 # %% ../nbs/95_testing.ipynb #cfc775b8
 class HookCounter:

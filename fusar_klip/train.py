@@ -30,7 +30,7 @@ __all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'LOSS_KEYS', 'HOOKS', 'scio_recipe', '
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
-         "klip": dict(itc=1.0, itm=1.0, rec=1.0)}
+         "klip": dict(itc=1.0, itm=1.0, rec=1.0), "image": dict(itc=0.0, itm=0.0, rec=0.0)}
 MIN_MAX_LEN = 16 # [CLS] + one whole caption clause (at most 11 word-pieces in our corpora) + [SEP]
 
 def _is_int(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
@@ -47,7 +47,7 @@ _RULES = dict( # key: (what is expected, check)
     mode=(f"one of {', '.join(MODES)}", lambda v: v in MODES),
     steps=_int(1), batch_size=_int(1), grad_accum=_int(1), layers=_int(0), max_len=_int(MIN_MAX_LEN), queue_size=_int(0),
     log_every=_int(1), ckpt_every=_int(1), keep_last=_int(1), tokenizer_vocab=_int(1), seed=_int(0),
-    lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
+    lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), simclr=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
@@ -94,7 +94,7 @@ class TrainConfig:
     corpus: str = "" # corpus folder (default: DATA/hcot)
     chips: str = "" # chip folder, or a packed one from `fusar-klip pack` (default: DATA/chips)
     out: str = "runs/tiny" # run folder: checkpoints, metrics, corpus versions, final model
-    mode: str = "klip" # 'clip' (ITC), 'blip' (ITC + ITM + keyword reconstruction) or 'klip' (blip + SCIO rounds)
+    mode: str = "klip" # 'clip' (ITC), 'blip' (ITC + ITM + keyword reconstruction), 'klip' (blip + SCIO rounds) or 'image' (no text: only the simclr and mim terms)
     model: str = "tiny" # model preset or JSON
     layers: int = 0 # if > 0, override vision and text depth (smoke runs)
     steps: int = 300 # optimiser steps per SCIO round (one round for clip/blip)
@@ -114,6 +114,7 @@ class TrainConfig:
     itm_random_negatives: bool = True # ITM negatives drawn uniformly from the batch; false: BLIP's, drawn by ITC similarity (with a weak ITC, ITM then stays at its prior; see the README)
     itm_swap_negatives: bool = False # also an ITM negative per image: its own caption with one keyword swapped for another caption's (clause-level ITM, for SCIO's ITM screening)
     mim: float = 0.0 # weight of masked image modelling (SimMIM on the chips: masked patches' pooled dB predicted from the rest); 0: off
+    simclr: float = 0.0 # weight of the image-only contrastive term (SimCLR: two sar_augment views of each chip should match); 0: off
     tokenizer_vocab: int = 2000 # word pieces of the tokenizer built from the corpus (model preset tokenizer 'corpus')
     seed: int = 0 # model init, batch order, masking, ITM negatives and SCIO draws
     bf16: bool = True # autocast to bfloat16 on CUDA
@@ -133,6 +134,8 @@ class TrainConfig:
             if isinstance(getattr(self, k), os.PathLike): setattr(self, k, str(getattr(self, k)))
         probs = [f"{k} must be {what}; got {getattr(self, k)!r}" for k, (what, ok) in _RULES.items() if not ok(getattr(self, k))]
         probs += _scio_problems(self.scio)
+        if self.mode == "image" and not probs and not (self.simclr or self.mim):
+            probs.append("mode 'image' trains only the image-only terms: give simclr or mim a weight > 0 (e.g. --set simclr=1)")
         if probs: raise ValueError("; ".join(probs))
         for f in fields(self):                       # plain Python numbers (numpy ones do not go to JSON)
             if f.type in (int, "int"): setattr(self, f.name, int(getattr(self, f.name)))
@@ -369,7 +372,7 @@ _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a co
 def _comparable(d:dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in d.items() if k not in _NOT_BINDING}, default=str))
 
-_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0) # what a run saved before a field existed trained with
+_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0, simclr=0.0) # what a run saved before a field existed trained with
 
 def check_run_config(run, cfg:TrainConfig):
     """Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config.
@@ -427,7 +430,7 @@ def micro_world(out, # folder to build in: scenes/, chips/ and the corpus folder
     return w
 
 # %% ../nbs/08_train.ipynb #1d45a181
-LOSS_KEYS = ("total", "itc", "itm", "rec", "mim")
+LOSS_KEYS = ("total", "itc", "itm", "rec", "mim", "simclr")
 
 def phase_records(model, batch:dict, phase:str, tok, scfg, max_len:int, rng, bank=None) -> tuple:
     """(captions, number flagged) for one batch of a SCIO step: as given (phase 'A'), screened ('B': the flagged
@@ -512,14 +515,14 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
     if cfg.queue_size: mcfg.queue_size = cfg.queue_size
     if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
-    weights = dict(MODES[cfg.mode], **({"mim": cfg.mim} if cfg.mim else {}))
+    weights = dict(MODES[cfg.mode], **{k: getattr(cfg, k) for k in ("mim", "simclr") if getattr(cfg, k)})
     mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], weights
     model = KlipModel(mcfg, tok).to(dev)
     pre = KlipPretrain(model, weights, seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
                        distinct_negatives=cfg.itm_distinct_negatives, random_negatives=cfg.itm_random_negatives,
                        swap_negatives=cfg.itm_swap_negatives).train()
     if cfg.compile: pre.compile()
-    ddp = torch.nn.parallel.DistributedDataParallel(pre, find_unused_parameters=cfg.mode == "clip",
+    ddp = torch.nn.parallel.DistributedDataParallel(pre, find_unused_parameters=cfg.mode in ("clip", "image"),
                                                     broadcast_buffers=False) if world > 1 else pre
     return model, pre, ddp
 
@@ -700,7 +703,7 @@ def log_metrics(st:TrainState) -> dict|None:
         with open(st.run / "metrics.jsonl", "a") as fh: fh.write(json.dumps(rec) + "\n")
         if st.tb is not None:
             for k in LOSS_KEYS + ("lr",): st.tb.add_scalar(f"train/{k}", rec[k], st.step)
-        st.bar.set_postfix(phase=st.phase, **{k: f"{rec[k]:.3f}" for k in LOSS_KEYS if k != "mim" or cfg.mim})
+        st.bar.set_postfix(phase=st.phase, **{k: f"{rec[k]:.3f}" for k in LOSS_KEYS if k == "total" or st.pre.weights.get(k)})
         _fire(st, "on_log", rec)
     st.window, st.t_last, st.timed = [], now, 0
     return rec
@@ -803,8 +806,8 @@ def plot_run(run_dir, png=None, title:str|None=None):
     sc = pd.read_json(run / "scio.jsonl", lines=True) if (run / "scio.jsonl").exists() else None
     ncols = 2 if sc is None else 4
     fig, axs = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.3))
-    for k in ("itc", "itm", "rec", "mim"):
-        if k in h and (k != "mim" or h[k].any()): axs[0].plot(h.step, h[k], label=k)   # mim: when trained with it
+    for k in ("itc", "itm", "rec", "mim", "simclr"):
+        if k in h and h[k].any(): axs[0].plot(h.step, h[k], label=k)   # the terms it trained with
     new_epochs = []
     if "steps_per_epoch" in h:                                            # epoch k starts after step k x steps_per_epoch
         spe = int(h.steps_per_epoch.iloc[0])

@@ -1,4 +1,4 @@
-"Training: 2 gloo processes equal one, a killed run resumes to the same weights, bad input (issue 5)."
+"Training: 2 gloo processes equal one, a killed run resumes to the same weights, bad input (issue 5), image-only training under DDP."
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -95,3 +95,18 @@ def test_bad_training_input(data, tmp_path):
     (tmp_path / "nokw").mkdir(); c.to_parquet(tmp_path / "nokw" / "corpus.parquet")
     r = run_cli("train", "--config", config(tmp_path, data, out=str(tmp_path / "r2"), corpus=str(tmp_path / "nokw")))
     assert r.returncode == 2 and "no caption has keyword spans" in r.stderr
+
+
+def test_image_only_mode_trains_under_two_gloo_processes(data, tmp_path):
+    "mode 'image' leaves the text tower idle: DDP must be told so, and the contrastive term must be what it learns from."
+    two = config(tmp_path, data, out=str(tmp_path / "img"), mode="image", simclr=1.0, batch_size=4, steps=2)
+    r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--no-python", EXE, "train", "--config", str(two)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = [json.loads(l) for l in (tmp_path / "img" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in m] == [1, 2]
+    assert all(x["itc"] == x["itm"] == x["rec"] == 0 and 0 < x["simclr"] == x["total"] for x in m), m
+    w = weights(tmp_path / "img")
+    assert any(k.startswith("simclr_head") for k in w)
+    cfg = json.loads((tmp_path / "img" / "model" / "config.json").read_text())
+    assert cfg["weights"]["simclr"] == 1.0 and cfg["simclr_temp"] == 0.2
