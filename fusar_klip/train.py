@@ -7,7 +7,7 @@ Docs: https://fusar-klip.github.io/fusar-klip/train.html.md"""
 # %% ../nbs/08_train.ipynb #e0404a0d
 from __future__ import annotations
 import contextlib, json, logging, math, numbers, os, random, re, socket, time
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,11 +22,11 @@ from .scio import ScioConfig
 # %% auto #0
 __all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'LOSS_KEYS', 'HOOKS', 'scio_recipe', 'TrainConfig', 'loader_options',
            'setup_distributed', 'barrier', 'seed_all', 'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'pid_alive', 'RunLock', 'check_inputs', 'check_run_config',
-           'MicroWorld', 'micro_world', 'phase_records', 'Callback', 'check_callbacks', 'TrainState', 'build_model',
-           'adamw_kernel', 'make_optimizer', 'use_kernel', 'run_tokenizer', 'resume', 'round_data', 'setup_run',
-           'epoch_batches', 'train_step', 'read_window', 'log_metrics', 'end_round', 'save_state', 'finish', 'train',
-           'read_metrics', 'plot_run']
+           'save_checkpoint', 'load_checkpoint', 'pid_alive', 'RunLock', 'run_weights', 'check_inputs',
+           'check_run_config', 'MicroWorld', 'micro_world', 'phase_records', 'Callback', 'check_callbacks',
+           'TrainState', 'build_model', 'adamw_kernel', 'make_optimizer', 'use_kernel', 'run_tokenizer', 'resume',
+           'round_data', 'setup_run', 'epoch_batches', 'train_step', 'read_window', 'log_metrics', 'end_round',
+           'save_state', 'finish', 'train', 'read_metrics', 'plot_run']
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
@@ -341,6 +341,10 @@ def _read(path, what:str, reader, hint:str):
     except SARInputError: raise
     except Exception as err: raise SARInputError(path, f"cannot read the {what} ({type(err).__name__}: {err})", hint) from None
 
+def run_weights(cfg:TrainConfig) -> dict:
+    "The loss weights a run trains with: its mode's text terms, and the image-only terms it weights."
+    return dict(MODES[cfg.mode], **{k: getattr(cfg, k) for k in ("mim", "simclr") if getattr(cfg, k)})
+
 def check_inputs(cfg:TrainConfig) -> dict:
     "Read what `cfg` trains on -- chip manifest and statistics, corpus, model config -- or raise an error naming the path."
     from fusar_klip.data import sar_stats
@@ -364,7 +368,10 @@ def check_inputs(cfg:TrainConfig) -> dict:
     if MODES[cfg.mode]["rec"] and not any(c.keyword for r in records for c in r.clauses):
         raise SARInputError(corpus_dir / "corpus.parquet", "no caption has keyword spans, so there is nothing to "
                             "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
-    return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=KlipConfig.load(cfg.model))
+    mcfg = KlipConfig.load(cfg.model)
+    try: replace(mcfg, weights=run_weights(cfg))                    # its settings checked for the terms this run trains
+    except ValueError as err: raise SARInputError(cfg.model, "bad model config for this run", str(err)) from None
+    return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=mcfg)
 
 # %% ../nbs/08_train.ipynb #a887321a
 _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a copied or moved run folder resumes; speed settings may change
@@ -515,7 +522,7 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
     if cfg.queue_size: mcfg.queue_size = cfg.queue_size
     if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
-    weights = dict(MODES[cfg.mode], **{k: getattr(cfg, k) for k in ("mim", "simclr") if getattr(cfg, k)})
+    weights = run_weights(cfg)
     mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], weights
     model = KlipModel(mcfg, tok).to(dev)
     pre = KlipPretrain(model, weights, seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
