@@ -271,7 +271,7 @@ def sar_augment(image:torch.Tensor, # (B, C, H, W) chips in standardised dB
                 rotate:float=10.0, # largest rotation, degrees either way
                 zoom:float=0.2, # scale drawn in [1 - zoom, 1 + zoom]
                 shift:float=0.15, # largest shift, as a share of the chip's half-size
-                flip:bool=True, # mirror half the chips along the azimuth axis (columns)
+                flip:bool=True, # mirror half the chips left-right (columns reversed)
                 gain:float=0.2, # multiply by a factor in [1 - gain, 1 + gain] (standardised dB)
                 offset:float=0.3, # add an offset in [-offset, offset] (standardised dB)
                 noise:float=0.2, # add Gaussian noise of this std (standardised dB)
@@ -285,11 +285,12 @@ def sar_augment(image:torch.Tensor, # (B, C, H, W) chips in standardised dB
     A = torch.zeros(B, 2, 3)
     A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1] = s * ang.cos() * m, -s * ang.sin(), s * ang.sin() * m, s * ang.cos()
     A[:, :, 2] = t
-    x = image.float()
-    x = F.grid_sample(x, F.affine_grid(A.to(dev), list(x.shape), align_corners=False), padding_mode="reflection",
-                      align_corners=False)
-    x = x * (1 + u(B, 1, 1, 1) * gain).to(dev) + (u(B, 1, 1, 1) * offset).to(dev)
-    if noise: x = x + noise * torch.randn(x.shape, generator=generator).to(dev)
+    with torch.autocast(dev.type, enabled=False):                      # the grid in float32 under mixed precision too
+        x = image.float()
+        x = F.grid_sample(x, F.affine_grid(A.to(dev), list(x.shape), align_corners=False), padding_mode="reflection",
+                          align_corners=False)
+        x = x * (1 + u(B, 1, 1, 1) * gain).to(dev) + (u(B, 1, 1, 1) * offset).to(dev)
+        if noise: x = x + noise * torch.randn(x.shape, generator=generator).to(dev)
     return x.to(image.dtype)
 
 # %% ../nbs/04_data.ipynb #818b3544

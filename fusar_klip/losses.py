@@ -218,7 +218,7 @@ def nt_xent(z1:torch.Tensor, # (B, d) normalised features of the first views
     partner = (rows + B) % (2 * B) + rank * 2 * B                 # where each row's other view sits in the gathered views
     same = ids[:, None] == I[None]                                # itself, its partner, other captions of the same chip
     same[rows, partner] = False
-    logits = (z @ Z.T / temp).masked_fill(same, float("-inf"))
+    with torch.autocast(z.device.type, enabled=False): logits = (z.float() @ Z.float().T / temp).masked_fill(same, float("-inf"))
     return F.cross_entropy(logits, partner)
 
 def simclr_loss(model, image:torch.Tensor, image_idx:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:

@@ -71,7 +71,7 @@ class KlipConfig:
             raise ValueError(f"mim_pool must be a whole divisor of the patch size {self.patch_size}, got {self.mim_pool!r}")
         if self.weights.get("simclr"):
             if not (isinstance(self.simclr_dim, int) and not isinstance(self.simclr_dim, bool) and self.simclr_dim >= 1): raise ValueError(f"simclr_dim must be a positive integer, got {self.simclr_dim!r}")
-            if not (isinstance(self.simclr_temp, (int, float)) and 0 < self.simclr_temp <= 10): raise ValueError(f"simclr_temp must be in (0, 10], got {self.simclr_temp!r}")
+            if not (isinstance(self.simclr_temp, (int, float)) and not isinstance(self.simclr_temp, bool) and 0 < self.simclr_temp <= 10): raise ValueError(f"simclr_temp must be in (0, 10], got {self.simclr_temp!r}")
 
     @classmethod
     def from_dict(cls, d:dict) -> "KlipConfig":

@@ -90,10 +90,10 @@ def check_itc_distributed(world_size:int=2, gather:bool=True) -> dict:
 
 # %% ../nbs/95_testing.ipynb #7c2d9e02
 def _simclr_problem(seed:int=0, B:int=8, D:int=16):
-    "A fixed NT-Xent problem: two noisy views of 8 rows (chip 0 twice) and a linear projection."
+    "A fixed NT-Xent problem: two noisy views of 8 rows (chip 0 twice, on both halves) and a linear projection."
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, 24, generator=g)
-    return x, x + 0.3 * torch.randn(B, 24, generator=g), torch.randn(24, D, generator=g), torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])[:B]
+    return x, x + 0.3 * torch.randn(B, 24, generator=g), torch.randn(24, D, generator=g), torch.tensor([0, 1, 2, 3, 0, 4, 5, 6])[:B]
 
 def _simclr_grads(x1, x2, w, idx):
     "NT-Xent loss and the projection's gradient."
