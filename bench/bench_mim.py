@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""What masked image modelling costs: a pre-training step (ITC + ITM + keyword reconstruction) with and without the
-`mim` term (`TrainConfig.mim`), on the same model, batch and device.
+"""What an image-only term costs: a pre-training step (ITC + ITM + keyword reconstruction) with and without masked
+image modelling (`--term mim`, `TrainConfig.mim`) or SimCLR (`--term simclr`, `TrainConfig.simclr`), on the same model,
+batch and device.
 
     python bench/bench_mim.py                                  # tiny preset cut to 2+2 layers, batch 16, text 160, CPU
+    python bench/bench_mim.py --term simclr                    # the same for SimCLR
     python bench/bench_mim.py --layers 0 --device cuda --bf16  # the full tiny preset on a GPU
 
 The two variants take turns step by step (forward + backward + AdamW), so that a drift in machine load hits both
 alike; it prints the median ms per step of each over --steps after --warmup, and their ratio (the figure to quote:
-the machine is shared and noisy). MIM runs the vision encoder once more, on the masked chips, plus a linear head.
+the machine is shared and noisy). MIM runs the vision encoder once more, on the masked chips, plus a linear head;
+SimCLR runs it on two augmented views of every chip, plus a small head.
 """
 import argparse, statistics, time
 
@@ -24,6 +27,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--term", choices=("mim", "simclr"), default="mim", help="the image-only term to time")
     a = ap.parse_args()
     if min(a.batch, a.text_len, a.steps) < 1 or a.warmup < 0 or a.layers < 0: ap.error("sizes must be positive")
     from fusar_klip.losses import KlipPretrain
@@ -34,14 +38,15 @@ def main():
     cfg = KlipConfig.load(a.config)
     if a.layers: cfg.vision_layers = cfg.text_layers = a.layers
     cfg.max_text_len = max(cfg.max_text_len, a.text_len)
-    cfg.weights = dict(cfg.weights, mim=1.0)
+    T = a.term
+    cfg.weights = dict(cfg.weights, **{T: 1.0})
     torch.manual_seed(0)
     model = KlipModel(cfg, tok).to(dev)                                  # one model; the variants differ in the weights
     B, L = a.batch, a.text_len
     img, ids, att, kw, idx = synthetic_batch(cfg, tok, B, L, dev)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    base = {k: v for k, v in cfg.weights.items() if k != "mim"}
-    variants = {"without mim": KlipPretrain(model, base).train(), "with mim": KlipPretrain(model, cfg.weights).train()}
+    base = {k: v for k, v in cfg.weights.items() if k != T}
+    variants = {f"without {T}": KlipPretrain(model, base).train(), f"with {T}": KlipPretrain(model, cfg.weights).train()}
 
     def step(pre):
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16): out = pre(img, ids, att, kw, idx)
@@ -58,7 +63,7 @@ def main():
     print(f"{cfg.name} ({cfg.vision_layers}+{cfg.text_layers} layers), batch {B}, text {L}, {dev}{' bf16' if a.bf16 else ''}, "
           f"median of {a.steps} steps after {a.warmup}:")
     for k, v in ms.items(): print(f"  {k:12s} {v:8.1f} ms per step")
-    print(f"  with / without mim: {ms['with mim'] / ms['without mim']:.2f}x")
+    print(f"  with / without {T}: {ms[f'with {T}'] / ms[f'without {T}']:.2f}x")
 
 
 if __name__ == "__main__":

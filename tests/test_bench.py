@@ -60,6 +60,8 @@ def test_bench_loader():
 def test_bench_mim():
     out = bench("bench_mim.py", "--layers", 1, "--batch", 2, "--text-len", 16, "--steps", 1, "--warmup", 0)
     assert "without mim" in out and "with / without mim:" in out, out
+    out = bench("bench_mim.py", "--term", "simclr", "--layers", 1, "--batch", 2, "--text-len", 16, "--steps", 1, "--warmup", 0)
+    assert "without simclr" in out and "with / without simclr:" in out, out
 
 
 def test_final_norm_probe(tmp_path):
