@@ -297,12 +297,14 @@ def crop_layout(lay, r0:int, c0:int, size:int):
     return Layout(lay.landcover[sl].copy(), lay.parcel[sl].copy(), lay.swath[sl].copy(), T, dict(lay.params))
 
 def lone_target_source(name:str="xhr", n_scenes:int=20, scene_px:int|None=1024, chip_px:int=64, margin:int=16,
-                       classes=("vehicle",), open_frac:float=0.9, max_chips:int=40, per_scene:int=4) -> Source:
+                       classes=("vehicle",), open_frac:float=0.9, max_chips:int=40, per_scene:int=4,
+                       incidence:tuple=(), # (lo, hi) incidence range in degrees, e.g. MSTAR's (73, 75); (): the preset's
+                      ) -> Source:
     "MSTAR-like chips of a world preset: each centred on a target alone on open land, over several scenes (only the chips are rendered)."
     from fusar_klip.synth import WORLDS, render_sar, simulate_layout, world_scenes
     if name not in WORLDS: raise SARInputError(name, "unknown world preset", f"use one of {sorted(WORLDS)}")
     cfg = WORLDS[name]
-    cfg = replace(cfg, n_scenes=n_scenes, scene_px=min(cfg.scene_px, scene_px or cfg.scene_px))
+    cfg = replace(cfg, n_scenes=n_scenes, scene_px=min(cfg.scene_px, scene_px or cfg.scene_px), incidence=incidence or cfg.incidence)
     n, m = cfg.scene_px, chip_px + 2 * margin
     if m > n: raise SARInputError("chip_px", f"chip {chip_px} px + 2 x {margin} px margin exceeds the {n} px scene", "pass a smaller chip or margin")
     chips, used, seen = [], 0, 0
@@ -316,8 +318,9 @@ def lone_target_source(name:str="xhr", n_scenes:int=20, scene_px:int|None=1024, 
             db = render_sar(crop_layout(lay, r0, c0, m), replace(cfg, scene_px=m), spec.index * 1000 + k)
             chips.append(10 ** (db[r - r0:r - r0 + chip_px, c - c0:c - c0 + chip_px].astype(np.float64) / 10))
         used += bool(picks)
-    return Source(name, chips=chips, looks=cfg.looks,
-                  note=f"simulated {cfg.band}-band {cfg.res:g} m, {len(chips)} lone {'/'.join(classes)} chips of "
+    at = f" at {cfg.incidence[0]:g}-{cfg.incidence[1]:g} deg" if incidence else ""
+    return Source(name + at, chips=chips, looks=cfg.looks,
+                  note=f"simulated {cfg.band}-band {cfg.res:g} m{at}, {len(chips)} lone {'/'.join(classes)} chips of "
                        f"{chip_px} px from {used} of {seen} scenes")
 
 # %% ../nbs/01a_realism.ipynb #aadf797b

@@ -41,10 +41,16 @@ class WorldConfig:
     polarisation: str = "VV" # polarisation written as the band name
     seed: int = 0 # world seed
     targets: str = "box" # target model: "box" (bright body + a few points, for >= 1 m pixels) or "scatterers"
+    incidence: tuple = () # (lo, hi): every scene's incidence angle, degrees, drawn in this range; (): the preset's (25-45, 35-65 with scatterers)
 
     def __post_init__(self):
         if self.targets not in TARGET_MODELS:
             raise ValueError(f"unknown target model {self.targets!r}; known: {', '.join(TARGET_MODELS)}")
+        try: inc = tuple(float(v) for v in self.incidence)
+        except (TypeError, ValueError): inc = None
+        if inc is None or inc and not (len(inc) == 2 and 0 < inc[0] <= inc[1] < 90):
+            raise ValueError(f"incidence must be () or (lo, hi) degrees with 0 < lo <= hi < 90, got {self.incidence!r}")
+        object.__setattr__(self, "incidence", inc)
 
     def scaled(self, scale:float) -> "WorldConfig":
         "This world with `scale` times as many scenes."
@@ -53,10 +59,11 @@ class WorldConfig:
 
     def to_dict(self) -> dict:
         "Parameters as written to scene tags and indexes; fields added later are left out at their defaults."
-        return {k: v for k, v in asdict(self).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+        d = {k: v for k, v in asdict(self).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+        return {**d, "incidence": list(self.incidence)} if self.incidence else d   # as JSON reads it back
 
 TARGET_MODELS = ("box", "scatterers")
-_LATER_FIELDS = {"targets": "box"}   # so worlds written before a field existed still match their config
+_LATER_FIELDS = {"targets": "box", "incidence": ()}   # so worlds written before a field existed still match their config
 
 WORLDS = {"mini": WorldConfig(), "micro": WorldConfig("micro", n_scenes=2, scene_px=384),
           # high resolution, X band: 0.5 m single-look HH like airborne/spotlight imagery, 1 km scenes
@@ -307,6 +314,9 @@ def simulate_layout(spec:SceneSpec, cfg:WorldConfig) -> Layout:
     targets = [t for t in targets if swath[min(n - 1, max(0, int(t["row"]))), min(n - 1, max(0, int(t["col"])))]]
     if cfg.targets == "scatterers":   # high resolution: heights, sea state, parked and off-road vehicles, boats
         targets = hr_targets(np.random.default_rng([cfg.seed, spec.index, 2]), lc, targets, params, res)
+    if cfg.incidence:   # a set range: the same draw, mapped from the preset's range onto it (nothing else changes)
+        (lo0, hi0), (lo, hi) = ((35.0, 65.0) if cfg.targets == "scatterers" else (25.0, 45.0)), cfg.incidence
+        params["incidence_deg"] = lo + (hi - lo) * (params["incidence_deg"] - lo0) / (hi0 - lo0)
     return Layout(lc, parcel.astype(np.float32), swath, targets, params)
 
 # %% ../nbs/01_synth.ipynb #2c6acb5b
