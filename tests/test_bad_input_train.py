@@ -66,7 +66,7 @@ def train_cli(capsys, cfg, *sets):
     ("mask_prob=-0.5", "mask_prob must be -1 (keep the preset's) or a number in [0, 1]; got -0.5"),
     ("device=tpu", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"),
     ("bf16=False", "bf16 must be true or false; got 'False'"),
-    ("mode=simclr", "mode must be one of clip, blip, klip; got 'simclr'"),
+    ("mode=simclr", "mode must be one of clip, blip, klip, image; got 'simclr'"),
     ('scio={"round": 2}', "scio has unknown key(s) 'round'; ScioConfig fields are phases, rounds"),
     ('scio={"rounds": 2.5}', "scio.rounds must be an integer; got 2.5"),
     ('scio={"phases": [0.5, 0.6, 0.1]}', "scio: SCIO phases must be three non-negative fractions summing to 1"),
