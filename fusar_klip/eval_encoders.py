@@ -37,7 +37,7 @@ class Encoder:
         raise NotImplementedError(f"{self.name} has no image-text matching head")
 
 class KlipEncoder(Encoder):
-    "A fusar-klip model (any mode: clip, blip, klip) or a random-init one (the floor)."
+    "A fusar-klip model (any mode: clip, blip, klip, image) or a random-init one (the floor)."
     has_text, can_caption, can_match = True, True, True
     def __init__(self, model, name:str="klip", device="cpu"):
         self.model, self.name, self.device = model.eval().to(device), name, device
