@@ -13,6 +13,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .data import sar_augment
+
 # %% auto #0
 __all__ = ['world', 'gather_with_grad', 'gather_no_grad', 'gather_padded', 'itc_loss', 'enqueue', 'keyword_swap',
            'hard_negative_indices', 'itm_loss', 'mask_for_reconstruction', 'reconstruction_loss', 'patch_targets',
@@ -223,7 +225,6 @@ def nt_xent(z1:torch.Tensor, # (B, d) normalised features of the first views
 
 def simclr_loss(model, image:torch.Tensor, image_idx:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:
     "Image-only contrastive loss: two `sar_augment` views of each chip, through the vision encoder in one batch."
-    from fusar_klip.data import sar_augment
     views = sar_augment(torch.cat([image, image]), generator)
     z = model.simclr_features(model.image_embeds(views))
     return nt_xent(z[:len(image)], z[len(image):], image_idx, model.cfg.simclr_temp)

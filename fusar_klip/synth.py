@@ -22,11 +22,11 @@ from .geo import (GAZETTEER, SIM_LANDCOVER, City, SARInputError, atomic_path, db
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'TARGET_MODELS', 'WORLDS', 'LC', 'NODATA', 'HR_TEXTURE', 'HR_SHADOW_DB', 'WorldConfig', 'split_of', 'SceneSpec',
-           'world_scenes', 'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel', 'footprint', 'render_sar',
-           'hr_targets', 'target_scatterers', 'gamma_texture', 'hr_clutter', 'taylor_psf', 'correlated_speckle',
-           'aspect_gain', 'render_scatterers', 'targets_frame', 'simulate_scene', 'write_scene', 'scene_ok',
-           'synth_world', 'read_world', 'tiling_inputs']
+__all__ = ['log', 'TARGET_MODELS', 'INCIDENCE_DEG', 'WORLDS', 'LC', 'NODATA', 'HR_TEXTURE', 'HR_SHADOW_DB', 'WorldConfig',
+           'split_of', 'SceneSpec', 'world_scenes', 'rect_mask', 'Layout', 'simulate_layout', 'sinc2_kernel',
+           'footprint', 'render_sar', 'hr_targets', 'target_scatterers', 'gamma_texture', 'hr_clutter', 'taylor_psf',
+           'correlated_speckle', 'aspect_gain', 'render_scatterers', 'targets_frame', 'simulate_scene', 'write_scene',
+           'scene_ok', 'synth_world', 'read_world', 'tiling_inputs']
 
 # %% ../nbs/01_synth.ipynb #53aa9cea
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class WorldConfig:
         return {**d, "incidence": list(self.incidence)} if self.incidence else d   # as JSON reads it back
 
 TARGET_MODELS = ("box", "scatterers")
+INCIDENCE_DEG = {"box": (25.0, 45.0), "scatterers": (35.0, 65.0)} # the range each scene's incidence is drawn in, unless WorldConfig.incidence sets one
 _LATER_FIELDS = {"targets": "box", "incidence": ()}   # so worlds written before a field existed still match their config
 
 WORLDS = {"mini": WorldConfig(), "micro": WorldConfig("micro", n_scenes=2, scene_px=384),
@@ -213,7 +214,7 @@ def simulate_layout(spec:SceneSpec, cfg:WorldConfig) -> Layout:
         port = (~water) & (land_d < px(90)) & (d_city < r_city * 1.3)
         lc[port] = LC["port"]
     params = dict(setting=spec.city.setting, water_db=float(rng.uniform(-25, -18)),
-                  incidence_deg=float(rng.uniform(25, 45)), nesz_db=float(rng.uniform(-27, -23)),
+                  incidence_deg=float(rng.uniform(*INCIDENCE_DEG["box"])), nesz_db=float(rng.uniform(-27, -23)),
                   swath_angle_deg=float(rng.uniform(6, 12)) * (1 if rng.random() < 0.5 else -1),
                   urban_radius_m=float(r_city * res), street_spacing_m=float(street * res), airfield=False)
     # airfield: a runway and an apron on open land, away from water and the city centre
@@ -315,7 +316,7 @@ def simulate_layout(spec:SceneSpec, cfg:WorldConfig) -> Layout:
     if cfg.targets == "scatterers":   # high resolution: heights, sea state, parked and off-road vehicles, boats
         targets = hr_targets(np.random.default_rng([cfg.seed, spec.index, 2]), lc, targets, params, res)
     if cfg.incidence:   # a set range: the same draw, mapped from the preset's range onto it (nothing else changes)
-        (lo0, hi0), (lo, hi) = ((35.0, 65.0) if cfg.targets == "scatterers" else (25.0, 45.0)), cfg.incidence
+        (lo0, hi0), (lo, hi) = INCIDENCE_DEG[cfg.targets], cfg.incidence
         params["incidence_deg"] = lo + (hi - lo) * (params["incidence_deg"] - lo0) / (hi0 - lo0)
     return Layout(lc, parcel.astype(np.float32), swath, targets, params)
 
@@ -442,7 +443,7 @@ def hr_targets(rng, # generator of its own, so the layout's other draws are unto
     km2 = (n * res / 1000) ** 2
     water = lc == LC["water"]
     s = float(np.clip((params["water_db"] + 25) / 7, 0, 1)) * (1.0 if params["setting"] == "coast" else 0.4)
-    params.update(incidence_deg=float(rng.uniform(35, 65)), sea_state=round(s, 3), sea_nu=round(10 - 8 * s, 2),
+    params.update(incidence_deg=float(rng.uniform(*INCIDENCE_DEG["scatterers"])), sea_state=round(s, 3), sea_nu=round(10 - 8 * s, 2),
                   swell_db=round(2.5 * s, 2) if params["setting"] == "coast" else 0.0,
                   swell_wavelength_m=float(rng.uniform(40, 160)), swell_dir_deg=float(rng.uniform(0, 180)))
     occupied, out = np.zeros(lc.shape, bool), []
