@@ -17,8 +17,8 @@ from torch import nn
 from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder', 'set_attention',
-           'KlipModel']
+__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'VISION_FIELDS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder',
+           'set_attention', 'read_model_config', 'KlipModel', 'model_folder', 'vision_mismatch', 'load_vision']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -203,6 +203,24 @@ def set_attention(model:nn.Module, attn:str="sdpa") -> nn.Module:
     return model
 
 # %% ../nbs/05_model.ipynb #0af4dda8
+_REDO = "re-copy the model folder or retrain (save_pretrained writes config.json and model.safetensors)"
+
+def read_model_config(folder) -> KlipConfig:
+    "The `KlipConfig` of a model folder written by `save_pretrained`, or an error naming the file and what is wrong."
+    p = check_exists(folder)
+    cfg_file = p / "config.json"
+    if not cfg_file.is_file(): raise SARFileNotFoundError(cfg_file, "file not found: the model folder is incomplete", _REDO)
+    try: d = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SARInputError(cfg_file, f"truncated or not a JSON file ({err})", _REDO) from None
+    mt = d.get("model_type") if isinstance(d, dict) else None
+    if mt != "fusar-klip":
+        raise SARInputError(cfg_file, f"not a fusar-klip model (model_type {mt!r})",
+                            "for a Hugging Face BLIP / CLIP folder use --checkpoint hf:PATH "
+                            "(KlipModel.load_blip_checkpoint in Python)")
+    try: return KlipConfig.from_dict(d)
+    except (ValueError, TypeError) as err: raise SARInputError(cfg_file, f"bad model config: {err}", _REDO) from None
+
 class KlipModel(nn.Module):
     "A BLIP-style SAR vision-language model (image encoder, text encoder with cross-attention, tied decoder)."
     def __init__(self, cfg:KlipConfig, tokenizer=None):
@@ -391,27 +409,16 @@ class KlipModel(nn.Module):
         from fusar_klip.data import load_tokenizer
         from safetensors import SafetensorError
         p = check_exists(path)
-        redo = "re-copy the model folder or retrain (save_pretrained writes config.json and model.safetensors)"
-        cfg_file, weights = p / "config.json", p / "model.safetensors"
-        if not cfg_file.is_file(): raise SARFileNotFoundError(cfg_file, "file not found: the model folder is incomplete", redo)
-        try: d = json.loads(cfg_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise SARInputError(cfg_file, f"truncated or not a JSON file ({err})", redo) from None
-        mt = d.get("model_type") if isinstance(d, dict) else None
-        if mt != "fusar-klip":
-            raise SARInputError(cfg_file, f"not a fusar-klip model (model_type {mt!r})",
-                                "for a Hugging Face BLIP / CLIP folder use --checkpoint hf:PATH "
-                                "(KlipModel.load_blip_checkpoint in Python)")
-        if not weights.is_file(): raise SARFileNotFoundError(weights, "file not found: the model folder is incomplete", redo)
-        try: cfg = KlipConfig.from_dict(d)
-        except (ValueError, TypeError) as err: raise SARInputError(cfg_file, f"bad model config: {err}", redo) from None
+        cfg = read_model_config(p)
+        weights = p / "model.safetensors"
+        if not weights.is_file(): raise SARFileNotFoundError(weights, "file not found: the model folder is incomplete", _REDO)
         try: tok = load_tokenizer(p) if (p / "tokenizer_config.json").exists() else None
         except Exception as err:   # tokenizers raises its own exception types for a cut tokenizer.json
-            raise SARInputError(p / "tokenizer.json", f"the saved tokenizer cannot be read ({str(err)[:200]})", redo) from None
+            raise SARInputError(p / "tokenizer.json", f"the saved tokenizer cannot be read ({str(err)[:200]})", _REDO) from None
         model = cls(cfg, tok)
         try: load_model(model, str(weights), strict=True, device=str(device))
         except SafetensorError as err:
-            raise SARInputError(weights, f"truncated or not a safetensors file ({err})", redo) from None
+            raise SARInputError(weights, f"truncated or not a safetensors file ({err})", _REDO) from None
         except RuntimeError as err:
             raise SARInputError(weights, "weights do not match the config's architecture",
                                 str(err).splitlines()[0][:300]) from None
@@ -470,3 +477,43 @@ class KlipModel(nn.Module):
         pm = [p for m in self.momentum_modules() for p in m.parameters()]
         po = [p.detach() for m in self.online_modules() for p in m.parameters()]
         torch._foreach_mul_(pm, mom); torch._foreach_add_(pm, po, alpha=1 - mom)   # a few fused kernels, not 2 per tensor
+
+# %% ../nbs/05_model.ipynb #30f1e203
+VISION_FIELDS = ("image_size", "patch_size", "in_channels", "vision_width", "vision_layers", "vision_heads", "vision_mlp")   # what the image encoder's weights depend on
+
+def model_folder(path) -> Path:
+    "The model folder behind `path`: a folder written by `save_pretrained`, or a run folder (`fusar-klip train --out`) with its final `model/`."
+    p = check_exists(path)
+    if not p.is_dir(): raise SARInputError(p, "not a folder", "give a model folder (config.json + model.safetensors) or a run folder")
+    if (p / "model").is_dir(): return p / "model"
+    if (p / "checkpoints").is_dir(): raise SARFileNotFoundError(p / "model", "a run folder without model/: the run has not finished",
+                                                                "finish it (the same `fusar-klip train` command resumes it), or give a model folder")
+    if not (p / "config.json").is_file():
+        raise SARFileNotFoundError(p / "config.json", "not a model folder (no config.json), nor a run folder with model/",
+                                   "give a folder written by save_pretrained, or the folder of a run that finished")
+    return p
+
+def vision_mismatch(a:KlipConfig, b:KlipConfig) -> list:
+    "The image-encoder fields in which configs `a` and `b` differ, as 'field a vs b'."
+    return [f"{k} {getattr(a, k)} vs {getattr(b, k)}" for k in VISION_FIELDS if getattr(a, k) != getattr(b, k)]
+
+def load_vision(model:KlipModel, path) -> int:
+    "Copy the image encoder of the model saved at `path` into `model`'s image encoder and its momentum copy; return the tensors copied."
+    from safetensors import safe_open, SafetensorError
+    p = model_folder(path)
+    diff = vision_mismatch(read_model_config(p), model.cfg)
+    if diff: raise SARInputError(p / "config.json", f"its image encoder does not fit this model ({'; '.join(diff)})",
+                                 "use the model preset and layers it was trained with")
+    f, own = p / "model.safetensors", model.vision_model.state_dict()
+    if not f.is_file(): raise SARFileNotFoundError(f, "file not found: the model folder is incomplete", _REDO)
+    try:
+        with safe_open(str(f), "pt", device="cpu") as sf:
+            miss = [k for k in own if f"vision_model.{k}" not in set(sf.keys())]
+            if miss: raise SARInputError(f, f"has no image-encoder tensor {miss[0]!r} ({len(miss)} missing)", _REDO)
+            sd = {k: sf.get_tensor(f"vision_model.{k}") for k in own}
+    except SafetensorError as err: raise SARInputError(f, f"truncated or not a safetensors file ({err})", _REDO) from None
+    bad = [k for k in own if sd[k].shape != own[k].shape]
+    if bad: raise SARInputError(f, f"image-encoder tensor {bad[0]!r} is {tuple(sd[bad[0]].shape)}, this model's {tuple(own[bad[0]].shape)}", _REDO)
+    with torch.no_grad():
+        model.vision_model.load_state_dict(sd); model.vision_model_m.load_state_dict(sd)
+    return len(sd)

@@ -43,11 +43,12 @@ _BOOL = ("true or false", lambda v: isinstance(v, bool))
 _RULES = dict( # key: (what is expected, check)
     data=("a folder path", lambda v: isinstance(v, str) and v != ""), corpus=("a folder path or ''", lambda v: isinstance(v, str)),
     chips=("a folder path or ''", lambda v: isinstance(v, str)), workers=_int(-1),
+    init_vision=("a model or run folder path, or ''", lambda v: isinstance(v, str)),
     out=("a folder path", lambda v: isinstance(v, str) and v != ""), model=("a preset name or JSON file", lambda v: isinstance(v, str) and v != ""),
     mode=(f"one of {', '.join(MODES)}", lambda v: v in MODES),
     steps=_int(1), batch_size=_int(1), grad_accum=_int(1), layers=_int(0), max_len=_int(MIN_MAX_LEN), queue_size=_int(0),
     log_every=_int(1), ckpt_every=_int(1), keep_last=_int(1), tokenizer_vocab=_int(1), seed=_int(0),
-    lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), simclr=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
+    lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), simclr=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), vision_lr=_num(">= 0 (0: frozen)", lambda v: v >= 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
@@ -97,11 +98,13 @@ class TrainConfig:
     mode: str = "klip" # 'clip' (ITC), 'blip' (ITC + ITM + keyword reconstruction), 'klip' (blip + SCIO rounds) or 'image' (no text: only the simclr and mim terms)
     model: str = "tiny" # model preset or JSON
     layers: int = 0 # if > 0, override vision and text depth (smoke runs)
+    init_vision: str = "" # a model folder or a finished run folder whose image encoder (weights and dB statistics) this run starts from; '': random init
     steps: int = 300 # optimiser steps per SCIO round (one round for clip/blip)
     batch_size: int = 16 # per process; the global batch is batch_size x processes x grad_accum
     grad_accum: int = 1 # micro-batches per optimiser step
     lr: float = 3e-4 # peak AdamW learning rate
     fusion_lr: float = 10.0 # learning-rate multiplier for the cross-attention layers and the ITM head (at 1, ITM stays at its prior; see the README)
+    vision_lr: float = 1.0 # learning-rate multiplier for the image encoder; 0 freezes it (e.g. to keep an init_vision encoder as it is)
     weight_decay: float = 0.05 # AdamW weight decay, on matrices only
     warmup: float = 0.05 # fraction of all steps
     min_lr: float = 0.1 # final learning rate as a fraction of lr
@@ -130,12 +133,14 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.scio, (str, os.PathLike)): self.scio = scio_recipe(str(self.scio))   # stored resolved
-        for k in ("data", "corpus", "chips", "out", "model"):
+        for k in ("data", "corpus", "chips", "out", "model", "init_vision"):
             if isinstance(getattr(self, k), os.PathLike): setattr(self, k, str(getattr(self, k)))
         probs = [f"{k} must be {what}; got {getattr(self, k)!r}" for k, (what, ok) in _RULES.items() if not ok(getattr(self, k))]
         probs += _scio_problems(self.scio)
         if self.mode == "image" and not probs and not (self.simclr or self.mim):
             probs.append("mode 'image' trains only the image-only terms: give simclr or mim a weight > 0 (e.g. --set simclr=1)")
+        if self.mode == "image" and not probs and self.vision_lr == 0:
+            probs.append("mode 'image' trains the image encoder: vision_lr 0 would freeze it")
         if probs: raise ValueError("; ".join(probs))
         for f in fields(self):                       # plain Python numbers (numpy ones do not go to JSON)
             if f.type in (int, "int"): setattr(self, f.name, int(getattr(self, f.name)))
@@ -350,7 +355,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
     from fusar_klip.data import sar_stats
     from fusar_klip.geo import read_manifest
     from fusar_klip.hcot import read_corpus
-    from fusar_klip.model import KlipConfig
+    from fusar_klip.model import KlipConfig, model_folder, read_model_config, vision_mismatch
     data = Path(cfg.data)
     chips = Path(cfg.chips) if cfg.chips else data / "chips"       # a chip folder or a packed one
     corpus_dir = Path(cfg.corpus) if cfg.corpus else data / "hcot"
@@ -371,7 +376,17 @@ def check_inputs(cfg:TrainConfig) -> dict:
     mcfg = KlipConfig.load(cfg.model)
     try: replace(mcfg, weights=run_weights(cfg))                    # its settings checked for the terms this run trains
     except ValueError as err: raise SARInputError(cfg.model, "bad model config for this run", str(err)) from None
-    return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=mcfg)
+    init = None
+    if cfg.init_vision:                                             # its encoder must fit; its dB statistics replace the data's
+        init = model_folder(cfg.init_vision)
+        icfg, shaped = read_model_config(init), replace(mcfg, **({"vision_layers": cfg.layers} if cfg.layers else {}))
+        diff = vision_mismatch(icfg, shaped)
+        if diff: raise SARInputError(init, f"init_vision's image encoder does not fit this run's model ({'; '.join(diff)})",
+                                     "train with the model preset and layers it was trained with")
+        if len(icfg.sar_mean) != stats["bands"]: raise SARInputError(init, f"init_vision was trained on {len(icfg.sar_mean)}-band "
+                                                                     f"chips, these have {stats['bands']}", "use chips with its bands")
+        stats = dict(stats, mean=list(icfg.sar_mean), std=list(icfg.sar_std))
+    return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=mcfg, init_vision=init)
 
 # %% ../nbs/08_train.ipynb #a887321a
 _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a copied or moved run folder resumes; speed settings may change
@@ -379,7 +394,7 @@ _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a co
 def _comparable(d:dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in d.items() if k not in _NOT_BINDING}, default=str))
 
-_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0, simclr=0.0) # what a run saved before a field existed trained with
+_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0, simclr=0.0, init_vision="", vision_lr=1.0) # what a run saved before a field existed trained with
 
 def check_run_config(run, cfg:TrainConfig):
     """Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config.
@@ -516,7 +531,7 @@ def _fire(st:TrainState, hook:str, *args):
 def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1) -> tuple:
     "(model, pre, ddp): the `KlipModel` (seeded before init), its pre-training forward, and what a step calls."
     from fusar_klip.losses import KlipPretrain
-    from fusar_klip.model import KlipModel
+    from fusar_klip.model import KlipModel, load_vision
     mcfg, stats = inputs["model"], inputs["stats"]
     seed_all(cfg.seed)
     if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
@@ -525,6 +540,8 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     weights = run_weights(cfg)
     mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], weights
     model = KlipModel(mcfg, tok).to(dev)
+    if inputs.get("init_vision"): load_vision(model, inputs["init_vision"])   # a resumed run's checkpoint then replaces it
+    if cfg.vision_lr == 0: model.vision_model.requires_grad_(False)
     pre = KlipPretrain(model, weights, seed=cfg.seed + rank, sample_negatives=cfg.sample_negatives,
                        distinct_negatives=cfg.itm_distinct_negatives, random_negatives=cfg.itm_random_negatives,
                        swap_negatives=cfg.itm_swap_negatives).train()
@@ -541,10 +558,11 @@ def make_optimizer(cfg:TrainConfig, model, dev) -> tuple:
     "(AdamW, schedule): weight decay on matrices only; warmup then cosine over the steps of every round."
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     fusion = lambda n: "crossattention" in n or n.split(".")[-2:-1] == ["itm_head"]
+    scale = lambda n: (cfg.fusion_lr if fusion(n) else 1.0) * (cfg.vision_lr if n.startswith("vision_model.") else 1.0)
     groups = []
-    for fast in ((False, True) if cfg.fusion_lr != 1 else (None,)):    # one lr for all unless the fusion path gets its own
-        ps = [(n, p) for n, p in named if fast is None or fusion(n) == fast]
-        lr = cfg.lr * (cfg.fusion_lr if fast else 1.0)
+    for s in dict.fromkeys((1.0, cfg.fusion_lr, cfg.vision_lr)):     # one group per multiplier, in this order (checkpoints rely on it)
+        ps = [(n, p) for n, p in named if scale(n) == s]
+        lr = cfg.lr * s
         groups += [dict(params=[p for n, p in ps if p.ndim > 1], weight_decay=cfg.weight_decay, lr=lr),
                    dict(params=[p for n, p in ps if p.ndim <= 1], weight_decay=0.0, lr=lr)]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, **adamw_kernel(dev))
