@@ -51,6 +51,17 @@ def _add_world(p):
     p.add_argument("--scale", type=_real(0, 1000, lo_open=True), default=1.0, help="grow the world by this factor (more scenes); default 1")
     p.add_argument("--seed", type=_whole(0), default=None, help="world seed (default: the preset's, 0)")
     p.add_argument("--workers", type=_whole(1), default=None, help="parallel processes for simulation (default: CPU count, max 8)")
+    p.add_argument("--incidence", type=_deg_range, default=None, metavar="LO,HI",
+                   help="draw every scene's incidence angle in LO-HI degrees (e.g. 73,75: MSTAR's depression angles of "
+                        "15-17 deg; long shadows); default: the preset's, 25-45 (35-65 for xhr)")
+
+def _deg_range(s:str) -> tuple:
+    "'LO,HI' degrees, 0 < LO <= HI < 90, for --incidence."
+    try: lo, hi = (float(v) for v in s.split(","))
+    except ValueError: raise argparse.ArgumentTypeError(f"expected LO,HI in degrees (e.g. 73,75), got {s!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi < 90):
+        raise argparse.ArgumentTypeError(f"expected 0 < LO <= HI < 90 degrees, got {s!r}")
+    return (lo, hi)
 
 def _add_tiling(p):
     p.add_argument("--size", type=_whole(16), default=128, help="chip size in pixels (default 128)")
@@ -244,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _world_cfg(args):
     from dataclasses import replace
     cfg = WORLDS[args.world]
+    if args.incidence: cfg = replace(cfg, incidence=args.incidence)
     return replace(cfg, seed=args.seed) if args.seed is not None else cfg
 
 def cmd_synth(args) -> dict:
