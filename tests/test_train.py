@@ -1,4 +1,5 @@
-"Training: 2 gloo processes equal one, a killed run resumes to the same weights, bad input (issue 5), image-only training under DDP."
+"""Training: 2 gloo processes equal one, a killed run resumes to the same weights, bad input (issue 5), image-only training
+under DDP, and a vision-language run on that encoder, frozen (init_vision, vision_lr=0), under DDP."""
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -110,3 +111,25 @@ def test_image_only_mode_trains_under_two_gloo_processes(data, tmp_path):
     assert any(k.startswith("simclr_head") for k in w)
     cfg = json.loads((tmp_path / "img" / "model" / "config.json").read_text())
     assert cfg["weights"]["simclr"] == 1.0 and cfg["simclr_temp"] == 0.2
+
+
+def test_frozen_pretrained_encoder_under_two_gloo_processes(data, tmp_path):
+    "image-only pretraining, then a blip run on its encoder frozen: under DDP the encoder stays the one it started from."
+    img = config(tmp_path, data, out=str(tmp_path / "img"), mode="image", simclr=1.0, batch_size=8, steps=2)
+    assert run_cli("train", "--config", img).returncode == 0
+    lit = config(tmp_path, data, out=str(tmp_path / "lit"), init_vision=str(tmp_path / "img"), vision_lr=0.0, batch_size=4, steps=2)
+    r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--no-python", EXE, "train", "--config", str(lit)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    src, got = weights(tmp_path / "img"), weights(tmp_path / "lit")
+    vis = [k for k in src if k.startswith("vision_model.")]
+    assert vis and all(torch.equal(src[k], got[k]) for k in vis)
+    assert not any(k.startswith("simclr_head") for k in got)                     # the source's heads are not taken
+    m = [json.loads(l) for l in (tmp_path / "lit" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in m] == [1, 2] and all(x["itc"] > 0 and x["itm"] > 0 for x in m)
+    a, b = (json.loads((tmp_path / r / "model" / "config.json").read_text()) for r in ("img", "lit"))
+    assert (a["sar_mean"], a["sar_std"]) == (b["sar_mean"], b["sar_std"])
+    bad = config(tmp_path, data, out=str(tmp_path / "bad"), init_vision=str(tmp_path / "img"), layers=2)
+    r = run_cli("train", "--config", bad)
+    assert r.returncode == 2 and "init_vision's image encoder does not fit this run's model (vision_layers 1 vs 2)" in r.stderr
+    assert not (tmp_path / "bad" / "config.json").exists()                        # refused before any work
