@@ -502,7 +502,7 @@ def load_vision(model:KlipModel, path) -> int:
     from safetensors import safe_open, SafetensorError
     p = model_folder(path)
     diff = vision_mismatch(read_model_config(p), model.cfg)
-    if diff: raise SARInputError(p / "config.json", f"its image encoder does not fit this model ({'; '.join(diff)})",
+    if diff: raise SARInputError(p / "config.json", f"its image encoder does not fit this model (its vs this model's: {'; '.join(diff)})",
                                  "use the model preset and layers it was trained with")
     f, own = p / "model.safetensors", model.vision_model.state_dict()
     if not f.is_file(): raise SARFileNotFoundError(f, "file not found: the model folder is incomplete", _REDO)

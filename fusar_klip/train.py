@@ -381,7 +381,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
         init = model_folder(cfg.init_vision)
         icfg, shaped = read_model_config(init), replace(mcfg, **({"vision_layers": cfg.layers} if cfg.layers else {}))
         diff = vision_mismatch(icfg, shaped)
-        if diff: raise SARInputError(init, f"init_vision's image encoder does not fit this run's model ({'; '.join(diff)})",
+        if diff: raise SARInputError(init, f"init_vision's image encoder does not fit this run's model (its vs the run's: {'; '.join(diff)})",
                                      "train with the model preset and layers it was trained with")
         if len(icfg.sar_mean) != stats["bands"]: raise SARInputError(init, f"init_vision was trained on {len(icfg.sar_mean)}-band "
                                                                      f"chips, these have {stats['bands']}", "use chips with its bands")

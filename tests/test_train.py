@@ -131,5 +131,5 @@ def test_frozen_pretrained_encoder_under_two_gloo_processes(data, tmp_path):
     assert (a["sar_mean"], a["sar_std"]) == (b["sar_mean"], b["sar_std"])
     bad = config(tmp_path, data, out=str(tmp_path / "bad"), init_vision=str(tmp_path / "img"), layers=2)
     r = run_cli("train", "--config", bad)
-    assert r.returncode == 2 and "init_vision's image encoder does not fit this run's model (vision_layers 1 vs 2)" in r.stderr
+    assert r.returncode == 2 and "init_vision's image encoder does not fit this run's model (its vs the run's: vision_layers 1 vs 2)" in r.stderr
     assert not (tmp_path / "bad" / "config.json").exists()                        # refused before any work
