@@ -98,7 +98,7 @@ class TrainConfig:
     mode: str = "klip" # 'clip' (ITC), 'blip' (ITC + ITM + keyword reconstruction), 'klip' (blip + SCIO rounds) or 'image' (no text: only the simclr and mim terms)
     model: str = "tiny" # model preset or JSON
     layers: int = 0 # if > 0, override vision and text depth (smoke runs)
-    init_vision: str = "" # a model folder or a finished run folder whose image encoder (weights and dB statistics) this run starts from; '': random init
+    init_vision: str = "" # a model folder or a finished run folder whose image encoder weights this run starts from (read when the run starts, not on resume); '': random init
     steps: int = 300 # optimiser steps per SCIO round (one round for clip/blip)
     batch_size: int = 16 # per process; the global batch is batch_size x processes x grad_accum
     grad_accum: int = 1 # micro-batches per optimiser step
@@ -377,15 +377,12 @@ def check_inputs(cfg:TrainConfig) -> dict:
     try: replace(mcfg, weights=run_weights(cfg))                    # its settings checked for the terms this run trains
     except ValueError as err: raise SARInputError(cfg.model, "bad model config for this run", str(err)) from None
     init = None
-    if cfg.init_vision:                                             # its encoder must fit; its dB statistics replace the data's
+    if cfg.init_vision and not (Path(cfg.out) / "checkpoints" / "latest.json").exists():   # a resumed run has it in its checkpoint
         init = model_folder(cfg.init_vision)
         icfg, shaped = read_model_config(init), replace(mcfg, **({"vision_layers": cfg.layers} if cfg.layers else {}))
         diff = vision_mismatch(icfg, shaped)
         if diff: raise SARInputError(init, f"init_vision's image encoder does not fit this run's model (its vs the run's: {'; '.join(diff)})",
                                      "train with the model preset and layers it was trained with")
-        if len(icfg.sar_mean) != stats["bands"]: raise SARInputError(init, f"init_vision was trained on {len(icfg.sar_mean)}-band "
-                                                                     f"chips, these have {stats['bands']}", "use chips with its bands")
-        stats = dict(stats, mean=list(icfg.sar_mean), std=list(icfg.sar_std))
     return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=mcfg, init_vision=init)
 
 # %% ../nbs/08_train.ipynb #a887321a
