@@ -53,7 +53,7 @@ def _add_world(p):
     p.add_argument("--workers", type=_whole(1), default=None, help="parallel processes for simulation (default: CPU count, max 8)")
     p.add_argument("--incidence", type=_deg_range, default=None, metavar="LO,HI",
                    help="draw every scene's incidence angle in LO-HI degrees (e.g. 73,75: MSTAR's depression angles of "
-                        "15-17 deg; long shadows); default: the preset's, 25-45 (35-65 for xhr)")
+                        "15-17 deg; long shadows); default: the preset's, 25-45 (35-65 for the xhr worlds)")
 
 def _deg_range(s:str) -> tuple:
     "'LO,HI' degrees, 0 < LO <= HI < 90, for --incidence."

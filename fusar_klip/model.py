@@ -18,7 +18,8 @@ from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'VISION_FIELDS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder',
-           'set_attention', 'read_model_config', 'KlipModel', 'model_folder', 'vision_mismatch', 'load_vision']
+           'set_attention', 'read_model_config', 'KlipModel', 'model_folder', 'vision_mismatch', 'check_vision',
+           'load_vision']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -486,8 +487,9 @@ def model_folder(path) -> Path:
     p = check_exists(path)
     if not p.is_dir(): raise SARInputError(p, "not a folder", "give a model folder (config.json + model.safetensors) or a run folder")
     if (p / "model").is_dir(): return p / "model"
-    if (p / "checkpoints").is_dir(): raise SARFileNotFoundError(p / "model", "a run folder without model/: the run has not finished",
-                                                                "finish it (the same `fusar-klip train` command resumes it), or give a model folder")
+    if not (p / "model.safetensors").exists() and any((p / x).exists() for x in ("checkpoints", "metrics.jsonl", "tokenizer")):
+        raise SARFileNotFoundError(p / "model", "a run folder without model/: the run has not finished",
+                                   "finish it (the same `fusar-klip train` command resumes it), or give a model folder")
     if not (p / "config.json").is_file():
         raise SARFileNotFoundError(p / "config.json", "not a model folder (no config.json), nor a run folder with model/",
                                    "give a folder written by save_pretrained, or the folder of a run that finished")
@@ -497,23 +499,34 @@ def vision_mismatch(a:KlipConfig, b:KlipConfig) -> list:
     "The image-encoder fields in which configs `a` and `b` differ, as 'field a vs b'."
     return [f"{k} {getattr(a, k)} vs {getattr(b, k)}" for k in VISION_FIELDS if getattr(a, k) != getattr(b, k)]
 
-def load_vision(model:KlipModel, path) -> int:
-    "Copy the image encoder of the model saved at `path` into `model`'s image encoder and its momentum copy; return the tensors copied."
+def check_vision(path, cfg:KlipConfig) -> Path:
+    """Check, reading only its config and the weights file's header, that the model saved at `path` has an image
+    encoder a model of config `cfg` can take: the same shape fields, every tensor present with its shape. Return its folder."""
     from safetensors import safe_open, SafetensorError
     p = model_folder(path)
-    diff = vision_mismatch(read_model_config(p), model.cfg)
+    diff = vision_mismatch(read_model_config(p), cfg)
     if diff: raise SARInputError(p / "config.json", f"its image encoder does not fit this model (its vs this model's: {'; '.join(diff)})",
                                  "use the model preset and layers it was trained with")
-    f, own = p / "model.safetensors", model.vision_model.state_dict()
+    f = p / "model.safetensors"
     if not f.is_file(): raise SARFileNotFoundError(f, "file not found: the model folder is incomplete", _REDO)
+    with torch.device("meta"): own = {k: tuple(v.shape) for k, v in _vision(cfg).state_dict().items()}   # shapes, no memory
     try:
         with safe_open(str(f), "pt", device="cpu") as sf:
-            miss = [k for k in own if f"vision_model.{k}" not in set(sf.keys())]
+            keys = set(sf.keys())
+            miss = [k for k in own if f"vision_model.{k}" not in keys]
             if miss: raise SARInputError(f, f"has no image-encoder tensor {miss[0]!r} ({len(miss)} missing)", _REDO)
-            sd = {k: sf.get_tensor(f"vision_model.{k}") for k in own}
+            bad = [(k, tuple(sf.get_slice(f"vision_model.{k}").get_shape())) for k in own]
     except SafetensorError as err: raise SARInputError(f, f"truncated or not a safetensors file ({err})", _REDO) from None
-    bad = [k for k in own if sd[k].shape != own[k].shape]
-    if bad: raise SARInputError(f, f"image-encoder tensor {bad[0]!r} is {tuple(sd[bad[0]].shape)}, this model's {tuple(own[bad[0]].shape)}", _REDO)
+    bad = [(k, s) for k, s in bad if s != own[k]]
+    if bad: raise SARInputError(f, f"image-encoder tensor {bad[0][0]!r} is {bad[0][1]}, this model's {own[bad[0][0]]}", _REDO)
+    return p
+
+def load_vision(model:KlipModel, path) -> int:
+    "Copy the image encoder of the model saved at `path` into `model`'s image encoder and its momentum copy; return the tensors copied."
+    from safetensors import safe_open
+    p = check_vision(path, model.cfg)
+    own = model.vision_model.state_dict()
+    with safe_open(str(p / "model.safetensors"), "pt", device="cpu") as sf: sd = {k: sf.get_tensor(f"vision_model.{k}") for k in own}
     with torch.no_grad():
         model.vision_model.load_state_dict(sd); model.vision_model_m.load_state_dict(sd)
     return len(sd)

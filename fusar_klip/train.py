@@ -98,7 +98,7 @@ class TrainConfig:
     mode: str = "klip" # 'clip' (ITC), 'blip' (ITC + ITM + keyword reconstruction), 'klip' (blip + SCIO rounds) or 'image' (no text: only the simclr and mim terms)
     model: str = "tiny" # model preset or JSON
     layers: int = 0 # if > 0, override vision and text depth (smoke runs)
-    init_vision: str = "" # a model folder or a finished run folder whose image encoder weights this run starts from (read when the run starts, not on resume); '': random init
+    init_vision: str = "" # a model folder or a finished run folder (same model preset and layers) whose image encoder weights this run starts from; read when the run starts, not on resume; '': random init
     steps: int = 300 # optimiser steps per SCIO round (one round for clip/blip)
     batch_size: int = 16 # per process; the global batch is batch_size x processes x grad_accum
     grad_accum: int = 1 # micro-batches per optimiser step
@@ -139,8 +139,8 @@ class TrainConfig:
         probs += _scio_problems(self.scio)
         if self.mode == "image" and not probs and not (self.simclr or self.mim):
             probs.append("mode 'image' trains only the image-only terms: give simclr or mim a weight > 0 (e.g. --set simclr=1)")
-        if self.mode == "image" and not probs and self.vision_lr == 0:
-            probs.append("mode 'image' trains the image encoder: vision_lr 0 would freeze it")
+        if (self.simclr or self.mim) and not probs and self.vision_lr == 0:
+            probs.append("the image-only terms (simclr, mim) train the image encoder: vision_lr 0 would freeze it and leave them only their heads")
         if probs: raise ValueError("; ".join(probs))
         for f in fields(self):                       # plain Python numbers (numpy ones do not go to JSON)
             if f.type in (int, "int"): setattr(self, f.name, int(getattr(self, f.name)))
@@ -355,7 +355,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
     from fusar_klip.data import sar_stats
     from fusar_klip.geo import read_manifest
     from fusar_klip.hcot import read_corpus
-    from fusar_klip.model import KlipConfig, model_folder, read_model_config, vision_mismatch
+    from fusar_klip.model import KlipConfig, check_vision
     data = Path(cfg.data)
     chips = Path(cfg.chips) if cfg.chips else data / "chips"       # a chip folder or a packed one
     corpus_dir = Path(cfg.corpus) if cfg.corpus else data / "hcot"
@@ -378,11 +378,11 @@ def check_inputs(cfg:TrainConfig) -> dict:
     except ValueError as err: raise SARInputError(cfg.model, "bad model config for this run", str(err)) from None
     init = None
     if cfg.init_vision and not (Path(cfg.out) / "checkpoints" / "latest.json").exists():   # a resumed run has it in its checkpoint
-        init = model_folder(cfg.init_vision)
-        icfg, shaped = read_model_config(init), replace(mcfg, **({"vision_layers": cfg.layers} if cfg.layers else {}))
-        diff = vision_mismatch(icfg, shaped)
-        if diff: raise SARInputError(init, f"init_vision's image encoder does not fit this run's model (its vs the run's: {'; '.join(diff)})",
-                                     "train with the model preset and layers it was trained with")
+        try: init = check_vision(cfg.init_vision, replace(mcfg, **({"vision_layers": cfg.layers} if cfg.layers else {})))
+        except SARInputError as err:                                 # say which setting, and what it takes
+            hint = err.hint if "hf:" not in (err.hint or "") else ("init_vision takes a fusar-klip model folder or a finished "
+                                                                   "run folder (BLIP weights: KlipModel.load_blip_checkpoint in Python)")
+            raise type(err)(err.path, f"init_vision: {err.problem}", hint) from None
     return dict(chips=chips, corpus_dir=corpus_dir, stats=stats, records=records, model=mcfg, init_vision=init)
 
 # %% ../nbs/08_train.ipynb #a887321a
@@ -562,6 +562,7 @@ def make_optimizer(cfg:TrainConfig, model, dev) -> tuple:
         lr = cfg.lr * s
         groups += [dict(params=[p for n, p in ps if p.ndim > 1], weight_decay=cfg.weight_decay, lr=lr),
                    dict(params=[p for n, p in ps if p.ndim <= 1], weight_decay=0.0, lr=lr)]
+    assert sum(len(g["params"]) for g in groups) == len(named), "a trainable parameter is in no learning-rate group"
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, **adamw_kernel(dev))
     total = cfg.steps * cfg.scio_cfg.rounds
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, cfg.warmup, cfg.min_lr))
