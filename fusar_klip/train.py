@@ -374,6 +374,9 @@ def check_inputs(cfg:TrainConfig) -> dict:
         raise SARInputError(corpus_dir / "corpus.parquet", "no caption has keyword spans, so there is nothing to "
                             "reconstruct", "annotate with `fusar-klip annotate`, or train with mode 'clip'")
     mcfg = KlipConfig.load(cfg.model)
+    if stats["bands"] != mcfg.in_channels:
+        raise SARInputError(chips, f"the chips have {stats['bands']} band(s), the model ({cfg.model}) takes {mcfg.in_channels}",
+                            "set in_channels in a model JSON (1: single polarisation, 2: dual), or train on chips with that many bands")
     try: replace(mcfg, weights=run_weights(cfg))                    # its settings checked for the terms this run trains
     except ValueError as err: raise SARInputError(cfg.model, "bad model config for this run", str(err)) from None
     init = None
