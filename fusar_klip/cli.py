@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .geo import (SARInputError, check_writable, inspect_raster, read_manifest, tile_scenes, write_json_atomic,
                             write_text_atomic)
-from .synth import WORLDS, read_world, synth_world, tiling_inputs
+from .synth import WORLDS, WorldConfig, read_world, synth_world, tiling_inputs
 
 # %% auto #0
 __all__ = ['COMMANDS', 'train_fields_help', 'build_parser', 'cmd_synth', 'cmd_tile', 'cmd_pack', 'preview', 'make_backend',
@@ -59,9 +59,8 @@ def _deg_range(s:str) -> tuple:
     "'LO,HI' degrees, 0 < LO <= HI < 90, for --incidence."
     try: lo, hi = (float(v) for v in s.split(","))
     except ValueError: raise argparse.ArgumentTypeError(f"expected LO,HI in degrees (e.g. 73,75), got {s!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi < 90):
-        raise argparse.ArgumentTypeError(f"expected 0 < LO <= HI < 90 degrees, got {s!r}")
-    return (lo, hi)
+    try: return WorldConfig(incidence=(lo, hi)).incidence        # the range rule lives in WorldConfig
+    except ValueError: raise argparse.ArgumentTypeError(f"expected 0 < LO <= HI < 90 degrees, got {s!r}") from None
 
 def _add_tiling(p):
     p.add_argument("--size", type=_whole(16), default=128, help="chip size in pixels (default 128)")

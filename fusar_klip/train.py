@@ -22,11 +22,11 @@ from .scio import ScioConfig
 # %% auto #0
 __all__ = ['MODES', 'MIN_MAX_LEN', 'log', 'LOSS_KEYS', 'HOOKS', 'scio_recipe', 'TrainConfig', 'loader_options',
            'setup_distributed', 'barrier', 'seed_all', 'lr_lambda', 'ResumableSampler', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'pid_alive', 'RunLock', 'run_weights', 'check_inputs',
-           'check_run_config', 'MicroWorld', 'micro_world', 'phase_records', 'Callback', 'check_callbacks',
-           'TrainState', 'build_model', 'adamw_kernel', 'make_optimizer', 'use_kernel', 'run_tokenizer', 'resume',
-           'round_data', 'setup_run', 'epoch_batches', 'train_step', 'read_window', 'log_metrics', 'end_round',
-           'save_state', 'finish', 'train', 'read_metrics', 'plot_run']
+           'save_checkpoint', 'load_checkpoint', 'pid_alive', 'RunLock', 'run_weights', 'run_model_config',
+           'check_inputs', 'check_run_config', 'MicroWorld', 'micro_world', 'phase_records', 'Callback',
+           'check_callbacks', 'TrainState', 'build_model', 'adamw_kernel', 'make_optimizer', 'use_kernel',
+           'run_tokenizer', 'resume', 'round_data', 'setup_run', 'epoch_batches', 'train_step', 'read_window',
+           'log_metrics', 'end_round', 'save_state', 'finish', 'train', 'read_metrics', 'plot_run']
 
 # %% ../nbs/08_train.ipynb #ffd5a5b4
 MODES = {"clip": dict(itc=1.0, itm=0.0, rec=0.0), "blip": dict(itc=1.0, itm=1.0, rec=1.0),
@@ -350,6 +350,13 @@ def run_weights(cfg:TrainConfig) -> dict:
     "The loss weights a run trains with: its mode's text terms, and the image-only terms it weights."
     return dict(MODES[cfg.mode], **{k: getattr(cfg, k) for k in ("mim", "simclr") if getattr(cfg, k)})
 
+def run_model_config(cfg:TrainConfig, mcfg):
+    "The model config `mcfg` as this run builds it: its depth (`layers`), ITC queue and extra masking overrides applied."
+    over = dict(vision_layers=cfg.layers, text_layers=cfg.layers) if cfg.layers else {}
+    if cfg.queue_size: over["queue_size"] = cfg.queue_size
+    if cfg.mask_prob >= 0: over["mask_prob"] = cfg.mask_prob
+    return replace(mcfg, **over)
+
 def check_inputs(cfg:TrainConfig) -> dict:
     "Read what `cfg` trains on -- chip manifest and statistics, corpus, model config -- or raise an error naming the path."
     from fusar_klip.data import sar_stats
@@ -381,7 +388,7 @@ def check_inputs(cfg:TrainConfig) -> dict:
     except ValueError as err: raise SARInputError(cfg.model, "bad model config for this run", str(err)) from None
     init = None
     if cfg.init_vision and not (Path(cfg.out) / "checkpoints" / "latest.json").exists():   # a resumed run has it in its checkpoint
-        try: init = check_vision(cfg.init_vision, replace(mcfg, **({"vision_layers": cfg.layers} if cfg.layers else {})))
+        try: init = check_vision(cfg.init_vision, run_model_config(cfg, mcfg))
         except SARInputError as err:                                 # say which setting, and what it takes
             hint = err.hint if "hf:" not in (err.hint or "") else ("init_vision takes a fusar-klip model folder or a finished "
                                                                    "run folder (BLIP weights: KlipModel.load_blip_checkpoint in Python)")
@@ -532,11 +539,8 @@ def build_model(cfg:TrainConfig, inputs:dict, tok, dev, rank:int=0, world:int=1)
     "(model, pre, ddp): the `KlipModel` (seeded before init), its pre-training forward, and what a step calls."
     from fusar_klip.losses import KlipPretrain
     from fusar_klip.model import KlipModel, load_vision
-    mcfg, stats = inputs["model"], inputs["stats"]
+    mcfg, stats = run_model_config(cfg, inputs["model"]), inputs["stats"]
     seed_all(cfg.seed)
-    if cfg.layers: mcfg.vision_layers = mcfg.text_layers = cfg.layers
-    if cfg.queue_size: mcfg.queue_size = cfg.queue_size
-    if cfg.mask_prob >= 0: mcfg.mask_prob = cfg.mask_prob
     weights = run_weights(cfg)
     mcfg.max_text_len, mcfg.sar_mean, mcfg.sar_std, mcfg.weights = cfg.max_len, stats["mean"], stats["std"], weights
     model = KlipModel(mcfg, tok).to(dev)
