@@ -17,9 +17,9 @@ from torch import nn
 from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'VISION_FIELDS', 'KlipConfig', 'fold_patch_embedding', 'tie_decoder_to_encoder',
-           'set_attention', 'read_model_config', 'KlipModel', 'model_folder', 'vision_mismatch', 'check_vision',
-           'load_vision']
+__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'VISION_FIELDS', 'KlipConfig', 'fold_patch_embedding', 'StatsPatchEmbedding',
+           'tie_decoder_to_encoder', 'set_attention', 'read_model_config', 'KlipModel', 'model_folder',
+           'vision_mismatch', 'check_vision', 'load_vision']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -64,12 +64,15 @@ class KlipConfig:
     weights: dict = field(default_factory=lambda: dict(itc=1.0, itm=1.0, rec=1.0)) # itc, itm, rec and optionally mim (masked image modelling), simclr (image-only contrastive)
     sar_mean: list = field(default_factory=lambda: [-10.0]) # dB statistics the model was trained with
     sar_std: list = field(default_factory=lambda: [5.0])
+    patch_stats: int = 0 # learnt soft-histogram bins per SAR channel added to every patch token (`StatsPatchEmbedding`); 0 = BLIP's linear patch embedding
 
     def __post_init__(self):
         if self.attn not in ATTN_IMPLS: raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLS)}, got {self.attn!r}")
         if not 0 < self.mim_ratio < 1: raise ValueError(f"mim_ratio must be in (0, 1), got {self.mim_ratio!r}")
         if self.weights.get("mim") and not (isinstance(self.mim_pool, int) and self.mim_pool >= 1 and self.patch_size % self.mim_pool == 0):
             raise ValueError(f"mim_pool must be a whole divisor of the patch size {self.patch_size}, got {self.mim_pool!r}")
+        if not (isinstance(self.patch_stats, int) and not isinstance(self.patch_stats, bool) and 0 <= self.patch_stats <= 256):
+            raise ValueError(f"patch_stats must be a whole number of bins from 0 (off) to 256, got {self.patch_stats!r}")
         if self.weights.get("simclr"):
             if not (isinstance(self.simclr_dim, int) and not isinstance(self.simclr_dim, bool) and self.simclr_dim >= 1): raise ValueError(f"simclr_dim must be a positive integer, got {self.simclr_dim!r}")
             if not (isinstance(self.simclr_temp, (int, float)) and not isinstance(self.simclr_temp, bool) and 0 < self.simclr_temp <= 10): raise ValueError(f"simclr_temp must be in (0, 10], got {self.simclr_temp!r}")
@@ -98,6 +101,7 @@ class KlipConfig:
         d = asdict(self)
         for term in ("mim", "simclr"):   # older kits can read it
             if not self.weights.get(term): d = {k: v for k, v in d.items() if not k.startswith(term + "_")}
+        if not self.patch_stats: d.pop("patch_stats")
         return dict(model_type="fusar-klip", **d)
 
 # %% ../nbs/05_model.ipynb #671406aa
@@ -109,6 +113,23 @@ def fold_patch_embedding(w:torch.Tensor, channels:int) -> torch.Tensor:
     if channels == 2: return torch.stack([w[:, 0] + w[:, 2] / 2, w[:, 1] + w[:, 2] / 2], 1)
     raise ValueError(f"cannot fold RGB onto {channels} channels")
 
+# %% ../nbs/05_model.ipynb #be68fbe2
+class StatsPatchEmbedding(nn.Conv2d):
+    "BLIP's linear patch embedding plus a learnt soft histogram and texture energy of each patch, mapped into its token."
+    def __init__(self, in_channels:int, width:int, patch:int, bins:int, texture:int=8):
+        super().__init__(in_channels, width, patch, patch)
+        self.ramp = nn.Conv2d(in_channels, bins * in_channels, 1, groups=in_channels)   # relu(a x - b): one ramp per bin and channel
+        self.texture = nn.Conv2d(in_channels, texture, 3, padding=1, bias=False)
+        self.stats_proj = nn.Conv2d(bins * in_channels + texture, width, 1)
+        with torch.no_grad():
+            self.ramp.weight.fill_(1.0); self.ramp.bias.copy_(-torch.linspace(-2.5, 2.5, bins).repeat(in_channels))
+    def patch_stats(self, x:torch.Tensor) -> torch.Tensor:
+        "(B, bins x channels + texture, H / patch, W / patch): each patch's mean ramp and texture responses."
+        s = torch.cat([F.relu(self.ramp(x)), self.texture(x).abs()], 1)
+        return F.avg_pool2d(s, self.kernel_size)
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.stats_proj(self.patch_stats(x))
+
 # %% ../nbs/05_model.ipynb #08f02d36
 def _vision(cfg:KlipConfig):
     from transformers import BlipVisionConfig
@@ -118,7 +139,8 @@ def _vision(cfg:KlipConfig):
                           image_size=cfg.image_size, patch_size=cfg.patch_size, layer_norm_eps=1e-6,
                           initializer_range=0.02)
     m = BlipVisionModel(vc)
-    m.embeddings.patch_embedding = nn.Conv2d(cfg.in_channels, cfg.vision_width, cfg.patch_size, cfg.patch_size)
+    m.embeddings.patch_embedding = (StatsPatchEmbedding(cfg.in_channels, cfg.vision_width, cfg.patch_size, cfg.patch_stats)
+                                    if cfg.patch_stats else nn.Conv2d(cfg.in_channels, cfg.vision_width, cfg.patch_size, cfg.patch_size))
     nn.init.trunc_normal_(m.embeddings.position_embedding, std=0.02); nn.init.trunc_normal_(m.embeddings.class_embedding, std=0.02)
     return m
 
@@ -480,7 +502,7 @@ class KlipModel(nn.Module):
         torch._foreach_mul_(pm, mom); torch._foreach_add_(pm, po, alpha=1 - mom)   # a few fused kernels, not 2 per tensor
 
 # %% ../nbs/05_model.ipynb #30f1e203
-VISION_FIELDS = ("image_size", "patch_size", "in_channels", "vision_width", "vision_layers", "vision_heads", "vision_mlp")   # what the image encoder's weights depend on
+VISION_FIELDS = ("image_size", "patch_size", "in_channels", "vision_width", "vision_layers", "vision_heads", "vision_mlp", "patch_stats")   # what the image encoder's weights depend on
 
 def model_folder(path) -> Path:
     "The model folder behind `path`: a folder written by `save_pretrained`, or a run folder (`fusar-klip train --out`) with its final `model/`."

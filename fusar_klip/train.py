@@ -51,6 +51,7 @@ _RULES = dict( # key: (what is expected, check)
     lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), simclr=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), vision_lr=_num(">= 0 (0: frozen)", lambda v: v >= 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
+    patch_stats=("-1 (keep the preset's), 0 (off) or a number of bins up to 256", lambda v: _is_int(v) and -1 <= v <= 256),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
     sample_negatives=_BOOL,
     itm_distinct_negatives=_BOOL, itm_random_negatives=_BOOL, itm_swap_negatives=_BOOL, bf16=_BOOL,
@@ -112,6 +113,7 @@ class TrainConfig:
     max_len: int = 180 # tokens per caption, [CLS] and [SEP] included; at least MIN_MAX_LEN
     queue_size: int = 0 # override the preset's ITC queue (0 keeps it)
     mask_prob: float = -1.0 # override the preset's extra masking (-1 keeps it)
+    patch_stats: int = -1 # override the preset's SAR statistics stem: learnt soft-histogram bins per channel added to each patch token (0: BLIP's linear patch embedding; -1 keeps the preset's)
     sample_negatives: bool = True # ITM negatives drawn from softmax(sim) (BLIP) or the hardest (deterministic)
     itm_distinct_negatives: bool = False # ITM never takes a negative whose caption is word for word the positive's (template corpora repeat captions)
     itm_random_negatives: bool = True # ITM negatives drawn uniformly from the batch; false: BLIP's, drawn by ITC similarity (with a weak ITC, ITM then stays at its prior; see the README)
@@ -355,6 +357,7 @@ def run_model_config(cfg:TrainConfig, mcfg):
     over = dict(vision_layers=cfg.layers, text_layers=cfg.layers) if cfg.layers else {}
     if cfg.queue_size: over["queue_size"] = cfg.queue_size
     if cfg.mask_prob >= 0: over["mask_prob"] = cfg.mask_prob
+    if cfg.patch_stats >= 0: over["patch_stats"] = cfg.patch_stats
     return replace(mcfg, **over)
 
 def check_inputs(cfg:TrainConfig) -> dict:
@@ -401,7 +404,7 @@ _NOT_BINDING = ("progress", "out", "tensorboard", "workers", "compile")   # a co
 def _comparable(d:dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in d.items() if k not in _NOT_BINDING}, default=str))
 
-_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0, simclr=0.0, init_vision="", vision_lr=1.0) # what a run saved before a field existed trained with
+_BEFORE = dict(fusion_lr=1.0, itm_random_negatives=False, itm_swap_negatives=False, mim=0.0, simclr=0.0, init_vision="", vision_lr=1.0, patch_stats=-1) # what a run saved before a field existed trained with
 
 def check_run_config(run, cfg:TrainConfig):
     """Refuse a run folder whose checkpoint comes from another config; a folder with nothing to resume takes any config.
