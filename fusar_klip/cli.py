@@ -516,6 +516,19 @@ def explain(err:BaseException) -> str:
         return f"{name}: {what}" + (f" -- {hint}" if hint else "") if name else f"{type(err).__name__}: {what}"
     return f"{type(err).__name__}: {err}"
 
+def _new_folders(path) -> list:
+    "`path` and its ancestors that do not exist yet, deepest first (what `check_writable` would create)."
+    if not path: return []
+    p, out = Path(path).absolute(), []
+    while not p.exists() and p != p.parent: out.append(p); p = p.parent
+    return out
+
+def _drop_empty(folders:list):
+    "Remove the folders a failed command created and left empty (deepest first); anything with content stays."
+    for p in folders:
+        try: p.rmdir()
+        except OSError: break
+
 def main(argv=None) -> int:
     """Entry point of the `fusar-klip` command; returns the exit status: 0 done, 2 bad input or option (one line that
     names the file or option), 1 any other failure (one line; set FUSAR_KLIP_DEBUG=1 for the traceback), 130 interrupted."""
@@ -524,15 +537,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.command is None: ap.print_help(); return 1
     debug = os.environ.get("FUSAR_KLIP_DEBUG", "") not in ("", "0")
+    made = _new_folders(getattr(args, "out", None))   # a command that fails leaves no empty --out behind
     try: COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"fusar-klip {args.command}: interrupted -- rerun the same command to resume", file=sys.stderr); return 130
     except ValueError as err: # SARInputError and other bad-input errors: one line that names the problem
         if debug: raise
-        print(f"fusar-klip {args.command}: error: {err}", file=sys.stderr); return 2
+        print(f"fusar-klip {args.command}: error: {err}", file=sys.stderr); _drop_empty(made); return 2
     except Exception as err:  # OSError (disk full, permissions), corrupt files, bugs: one line, never a traceback
         if debug: raise
         print(f"fusar-klip {args.command}: error: {explain(err)}\n  (set FUSAR_KLIP_DEBUG=1 to see the traceback; "
               "if the message does not say what to do, please report it)", file=sys.stderr)
-        return 1
+        _drop_empty(made); return 1
     return 0
