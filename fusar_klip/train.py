@@ -616,10 +616,6 @@ def round_data(st:TrainState):
     from fusar_klip.data import ChipCaptionDataset
     from fusar_klip.scio import PhraseBank, read_version
     records = st.inputs["records"] if st.rnd == 0 else read_version(st.run, st.rnd)
-    if st.cfg.mode == "image":   # no caption is read: one record per chip, so an epoch sees each chip once and a batch never holds one twice
-        first = {}
-        for r in records: first.setdefault(r.chip_id, r)
-        records = list(first.values())
     st.ds = ChipCaptionDataset(st.inputs["chips"], records, split="train", stats=st.inputs["stats"])
     st.bank = PhraseBank.from_records(st.ds.records) if "corpus" in st.cfg.scio_cfg.sources else None
 
