@@ -520,13 +520,16 @@ def _new_folders(path) -> list:
     "`path` and its ancestors that do not exist yet, deepest first (what `check_writable` would create)."
     if not path: return []
     p, out = Path(path).absolute(), []
-    while not p.exists() and p != p.parent: out.append(p); p = p.parent
+    try:
+        while not p.exists() and p != p.parent: out.append(p); p = p.parent
+    except OSError: pass   # a parent we may not look into: the command itself will say so
     return out
 
 def _drop_empty(folders:list):
     "Remove the folders a failed command created and left empty (deepest first); anything with content stays."
     for p in folders:
         try: p.rmdir()
+        except FileNotFoundError: continue   # never made
         except OSError: break
 
 def main(argv=None) -> int:

@@ -123,10 +123,13 @@ class StatsPatchEmbedding(nn.Conv2d):
         self.stats_proj = nn.Conv2d(bins * in_channels + texture, width, 1)
         with torch.no_grad():
             self.ramp.weight.fill_(1.0); self.ramp.bias.copy_(-torch.linspace(-2.5, 2.5, bins).repeat(in_channels))
+            self.stats_proj.weight.zero_(); self.stats_proj.bias.zero_()   # starts as the linear embedding alone
     def patch_stats(self, x:torch.Tensor) -> torch.Tensor:
-        "(B, bins x channels + texture, H / patch, W / patch): each patch's mean ramp and texture responses."
-        s = torch.cat([F.relu(self.ramp(x)), self.texture(x).abs()], 1)
-        return F.avg_pool2d(s, self.kernel_size)
+        "(B, bins x channels + texture, H / patch, W / patch): each patch's mean ramp and texture responses, from its own pixels."
+        B, C, H, W = x.shape; p = self.kernel_size[0]; h, w = H // p, W // p
+        t = x[..., :h * p, :w * p].reshape(B, C, h, p, w, p).permute(0, 2, 4, 1, 3, 5).reshape(B * h * w, C, p, p)
+        s = torch.cat([F.relu(self.ramp(t)), self.texture(t).abs()], 1).mean((2, 3))
+        return s.reshape(B, h, w, -1).permute(0, 3, 1, 2)
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         return super().forward(x) + self.stats_proj(self.patch_stats(x))
 
@@ -526,9 +529,11 @@ def check_vision(path, cfg:KlipConfig) -> Path:
     encoder a model of config `cfg` can take: the same shape fields, every tensor present with its shape. Return its folder."""
     from safetensors import safe_open, SafetensorError
     p = model_folder(path)
-    diff = vision_mismatch(read_model_config(p), cfg)
+    theirs = read_model_config(p)
+    diff = vision_mismatch(theirs, cfg)
     if diff: raise SARInputError(p / "config.json", f"its image encoder does not fit this model (its vs this model's: {'; '.join(diff)})",
-                                 "use the model preset and layers it was trained with")
+                                 "use the model preset and layers it was trained with"
+                                 + (f", and patch_stats={theirs.patch_stats} for its stem" if theirs.patch_stats != cfg.patch_stats else ""))
     f = p / "model.safetensors"
     if not f.is_file(): raise SARFileNotFoundError(f, "file not found: the model folder is incomplete", _REDO)
     with torch.device("meta"): own = {k: tuple(v.shape) for k, v in _vision(cfg).state_dict().items()}   # shapes, no memory
