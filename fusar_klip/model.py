@@ -123,7 +123,6 @@ class StatsPatchEmbedding(nn.Conv2d):
         self.stats_proj = nn.Conv2d(bins * in_channels + texture, width, 1)
         with torch.no_grad():
             self.ramp.weight.fill_(1.0); self.ramp.bias.copy_(-torch.linspace(-2.5, 2.5, bins).repeat(in_channels))
-            self.stats_proj.weight.zero_(); self.stats_proj.bias.zero_()   # starts as the linear embedding alone
     def patch_stats(self, x:torch.Tensor) -> torch.Tensor:
         "(B, bins x channels + texture, H / patch, W / patch): each patch's mean ramp and texture responses, from its own pixels."
         B, C, H, W = x.shape; p = self.kernel_size[0]; h, w = H // p, W // p
@@ -132,6 +131,10 @@ class StatsPatchEmbedding(nn.Conv2d):
         return s.reshape(B, h, w, -1).permute(0, 3, 1, 2)
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         return super().forward(x) + self.stats_proj(self.patch_stats(x))
+    @torch.no_grad()
+    def zero_stats(self):
+        "Zero the statistics' map into the token: the embedding is then BLIP's linear one alone (for weights trained without the stem)."
+        self.stats_proj.weight.zero_(); self.stats_proj.bias.zero_()
 
 # %% ../nbs/05_model.ipynb #08f02d36
 def _vision(cfg:KlipConfig):
@@ -451,7 +454,8 @@ class KlipModel(nn.Module):
         return model.to(device)
 
     def load_blip_checkpoint(self, path) -> dict:
-        "Load a transformers BLIP checkpoint (folder with model.safetensors) into the matching parts; fold RGB patches."
+        """Load a transformers BLIP checkpoint (folder with model.safetensors) into the matching parts; fold RGB patches.
+        A statistics stem (`patch_stats`) the checkpoint lacks gets its map zeroed: the image encoder is then the checkpoint's."""
         from safetensors.torch import load_file
         p = check_exists(path)
         f = p / "model.safetensors" if p.is_dir() else p
@@ -468,6 +472,8 @@ class KlipModel(nn.Module):
         if not take: raise SARInputError(f, "no tensor of this checkpoint matches the model",
                                          "is it a BLIP checkpoint with the same widths?")
         self.load_state_dict(take, strict=False)
+        stem = self.vision_model.embeddings.patch_embedding
+        if isinstance(stem, StatsPatchEmbedding) and not any(".patch_embedding.stats_proj." in k for k in take): stem.zero_stats()
         self.copy_to_momentum()
         return dict(loaded=len(take), skipped=skipped)
 
