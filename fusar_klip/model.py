@@ -17,9 +17,9 @@ from torch import nn
 from .core import SARInputError, SARFileNotFoundError, check_exists
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'ATTN_IMPLS', 'VISION_FIELDS', 'KlipConfig', 'fold_patch_embedding', 'StatsPatchEmbedding',
-           'tie_decoder_to_encoder', 'set_attention', 'read_model_config', 'KlipModel', 'model_folder',
-           'vision_mismatch', 'check_vision', 'load_vision']
+__all__ = ['CONFIG_DIR', 'MAX_PATCH_STATS', 'ATTN_IMPLS', 'VISION_FIELDS', 'KlipConfig', 'fold_patch_embedding',
+           'StatsPatchEmbedding', 'tie_decoder_to_encoder', 'set_attention', 'read_model_config', 'KlipModel',
+           'model_folder', 'vision_mismatch', 'check_vision', 'load_vision']
 
 # %% ../nbs/05_model.ipynb #604ddab9
 def _config_dir() -> Path:
@@ -27,6 +27,7 @@ def _config_dir() -> Path:
     return Path(str(files("fusar_klip"))) / "configs"
 
 CONFIG_DIR = _config_dir()   # the architecture presets: small JSON files shipped with the package
+MAX_PATCH_STATS = 256   # most soft-histogram bins per channel a statistics stem may have
 ATTN_IMPLS = ("sdpa", "eager")   # attention kernels: torch's fused scaled_dot_product_attention, or transformers' own
 
 @dataclass
@@ -71,8 +72,8 @@ class KlipConfig:
         if not 0 < self.mim_ratio < 1: raise ValueError(f"mim_ratio must be in (0, 1), got {self.mim_ratio!r}")
         if self.weights.get("mim") and not (isinstance(self.mim_pool, int) and self.mim_pool >= 1 and self.patch_size % self.mim_pool == 0):
             raise ValueError(f"mim_pool must be a whole divisor of the patch size {self.patch_size}, got {self.mim_pool!r}")
-        if not (isinstance(self.patch_stats, int) and not isinstance(self.patch_stats, bool) and 0 <= self.patch_stats <= 256):
-            raise ValueError(f"patch_stats must be a whole number of bins from 0 (off) to 256, got {self.patch_stats!r}")
+        if not (isinstance(self.patch_stats, int) and not isinstance(self.patch_stats, bool) and 0 <= self.patch_stats <= MAX_PATCH_STATS):
+            raise ValueError(f"patch_stats must be a whole number of bins from 0 (off) to {MAX_PATCH_STATS}, got {self.patch_stats!r}")
         if self.weights.get("simclr"):
             if not (isinstance(self.simclr_dim, int) and not isinstance(self.simclr_dim, bool) and self.simclr_dim >= 1): raise ValueError(f"simclr_dim must be a positive integer, got {self.simclr_dim!r}")
             if not (isinstance(self.simclr_temp, (int, float)) and not isinstance(self.simclr_temp, bool) and 0 < self.simclr_temp <= 10): raise ValueError(f"simclr_temp must be in (0, 10], got {self.simclr_temp!r}")

@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from .core import (SARInputError, atomic_path, check_device, check_exists, check_writable, read_json, write_json_atomic,
                              write_text_atomic)
+from .model import MAX_PATCH_STATS
 from .scio import ScioConfig
 
 # %% auto #0
@@ -51,7 +52,7 @@ _RULES = dict( # key: (what is expected, check)
     lr=_num("> 0", lambda v: v > 0), mim=_num(">= 0 (0: off)", lambda v: v >= 0), simclr=_num(">= 0 (0: off)", lambda v: v >= 0), fusion_lr=_num("> 0", lambda v: v > 0), vision_lr=_num(">= 0 (0: frozen)", lambda v: v >= 0), weight_decay=_num(">= 0", lambda v: v >= 0), warmup=_num("in [0, 1)", lambda v: 0 <= v < 1),
     min_lr=_num("in [0, 1]", lambda v: 0 <= v <= 1), clip_grad=_num(">= 0 (0: no clipping)", lambda v: v >= 0),
     mask_prob=("-1 (keep the preset's) or a number in [0, 1]", lambda v: _is_num(v) and (v == -1 or 0 <= v <= 1)),
-    patch_stats=("-1 (keep the preset's), 0 (off) or a number of bins up to 256", lambda v: _is_int(v) and -1 <= v <= 256),
+    patch_stats=(f"-1 (keep the preset's), 0 (off) or a number of bins up to {MAX_PATCH_STATS}", lambda v: _is_int(v) and -1 <= v <= MAX_PATCH_STATS),
     device=("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v)),
     sample_negatives=_BOOL,
     itm_distinct_negatives=_BOOL, itm_random_negatives=_BOOL, itm_swap_negatives=_BOOL, bf16=_BOOL,
